@@ -1,0 +1,1 @@
+"""mlflow-environment: the shared MLflow platform (the "MLflow VPC")."""

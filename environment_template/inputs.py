@@ -1,0 +1,185 @@
+"""The inputs of mlflow-environment, each declared once as a CloudFormation parameter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+
+from mlflow_platform.inputs import (
+    format_number,
+    number_input,
+    require_at_most,
+    require_pairs,
+    string_input,
+)
+from tracking_server import settings
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+VPC_PREFIXES = range(16, 23)
+CIDR_PATTERN = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(1[6-9]|2[0-2])$"
+ENVIRONMENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
+ECR_IMAGE_PATTERN = (
+    r"^$|^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/"
+    r"[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+)
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
+# Fargate's valid CPU units -> memory (MiB) combinations for Linux tasks.
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+MIN_ACU = (0, 0.5, 1, 2, 4, 8, 16, 32, 64)
+MAX_ACU = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentInputs:
+    environment_name: cdk.CfnParameter
+    vpc_cidr: cdk.CfnParameter
+    nat_gateways: cdk.CfnParameter
+    auth_mode: cdk.CfnParameter
+    image_uri: cdk.CfnParameter
+    task_cpu: cdk.CfnParameter
+    task_memory: cdk.CfnParameter
+    min_tasks: cdk.CfnParameter
+    max_tasks: cdk.CfnParameter
+    log_retention_days: cdk.CfnParameter
+    database_min_capacity: cdk.CfnParameter
+    database_max_capacity: cdk.CfnParameter
+    database_backup_retention_days: cdk.CfnParameter
+
+
+def declare(stack: cdk.Stack) -> EnvironmentInputs:
+    inputs = EnvironmentInputs(
+        environment_name=string_input(
+            stack,
+            "EnvironmentName",
+            default="mlflow",
+            description="Name of this MLflow environment; services find it by this name",
+            allowed_pattern=ENVIRONMENT_NAME_PATTERN,
+            constraint_description="a letter, then up to 31 letters, digits or hyphens",
+        ),
+        vpc_cidr=string_input(
+            stack,
+            "VpcCidr",
+            default="10.0.0.0/16",
+            description="IPv4 range of the MLflow VPC, a /16 to /22 block; it is split into "
+            "eight equal subnets of which six are used",
+            allowed_pattern=CIDR_PATTERN,
+            constraint_description="an IPv4 CIDR block with a prefix length from 16 to 22, "
+            "such as 10.0.0.0/16",
+        ),
+        nat_gateways=number_input(
+            stack,
+            "NatGateways",
+            default=1,
+            description="NAT gateways for the tracking service's outbound traffic (ECR, logs, "
+            "Secrets Manager): 1 is cheaper, 2 survives the loss of an Availability Zone",
+            allowed_values=(1, 2),
+        ),
+        auth_mode=string_input(
+            stack,
+            "AuthMode",
+            default="basic",
+            description="basic: MLflow's own users and per-experiment permissions; iam: API "
+            "Gateway IAM authorization with SigV4-signed requests",
+            allowed_values=settings.AUTH_MODES,
+        ),
+        image_uri=string_input(
+            stack,
+            "ImageUri",
+            default="",
+            description="Tracking-server image in ECR; empty means the image this template "
+            "version was built with, in this account's mlflow-tracking-server repository",
+            allowed_pattern=ECR_IMAGE_PATTERN,
+            constraint_description="empty, or an ECR image URI such as "
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlflow-tracking-server:v1",
+        ),
+        task_cpu=number_input(
+            stack,
+            "TaskCpu",
+            default=1024,
+            description="CPU units of one tracking-server task: 256, 512, 1024 (1 vCPU), 2048 "
+            "or 4096",
+            # A range: the FargateMemoryForCpu rules hold the valid values and their memory.
+            min_value=min(FARGATE_MEMORY),
+            max_value=max(FARGATE_MEMORY),
+        ),
+        task_memory=number_input(
+            stack,
+            "TaskMemory",
+            default=4096,
+            description="Memory (MiB) of one tracking-server task; must be valid for TaskCpu "
+            "on Fargate",
+            min_value=512,
+            max_value=30720,
+        ),
+        min_tasks=number_input(
+            stack,
+            "MinTasks",
+            default=2,
+            description="Tracking-server tasks kept running (also the initial count)",
+            allowed_values=range(1, 11),
+        ),
+        max_tasks=number_input(
+            stack,
+            "MaxTasks",
+            default=6,
+            description="Most tracking-server tasks that CPU autoscaling may run",
+            allowed_values=range(1, 21),
+        ),
+        log_retention_days=number_input(
+            stack,
+            "LogRetentionDays",
+            default=90,
+            description="Days to keep the tracking server's logs",
+            allowed_values=LOG_RETENTION_DAYS,
+        ),
+        database_min_capacity=number_input(
+            stack,
+            "DatabaseMinCapacity",
+            default=0.5,
+            description="Least Aurora Serverless v2 capacity (ACU); 0 lets the database pause "
+            "when idle",
+            allowed_values=MIN_ACU,
+        ),
+        database_max_capacity=number_input(
+            stack,
+            "DatabaseMaxCapacity",
+            default=4,
+            description="Most Aurora Serverless v2 capacity (ACU)",
+            allowed_values=MAX_ACU,
+        ),
+        database_backup_retention_days=number_input(
+            stack,
+            "DatabaseBackupRetentionDays",
+            default=7,
+            description="Days of automated database backups (point-in-time recovery window)",
+            min_value=1,
+            max_value=35,
+        ),
+    )
+    require_pairs(
+        stack,
+        "FargateMemoryForCpu",
+        key=inputs.task_cpu,
+        dependent=inputs.task_memory,
+        allowed={
+            format_number(cpu): [format_number(m) for m in memory]
+            for cpu, memory in FARGATE_MEMORY.items()
+        },
+        description="With {key} {key_value}, Fargate accepts {dependent} of {allowed}",
+    )
+    require_at_most(
+        stack, "DatabaseCapacityRange",
+        lower=inputs.database_min_capacity, upper=inputs.database_max_capacity,
+    )  # fmt: skip
+    require_at_most(stack, "TaskCountRange", lower=inputs.min_tasks, upper=inputs.max_tasks)
+    return inputs

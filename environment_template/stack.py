@@ -1,0 +1,100 @@
+"""mlflow-environment: wires the parts together; each part lives in its own module."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from environment_template import inputs as environment_inputs
+from environment_template.access_logs import (
+    FLOW_LOG_PREFIX,
+    LOAD_BALANCER_PREFIX,
+    AccessLogs,
+)
+from environment_template.artifacts import ArtifactStore
+from environment_template.auth_secrets import AuthSecrets
+from environment_template.database import DATABASE_NAME, Database, DatabaseProps
+from environment_template.ingress import Ingress, IngressProps
+from environment_template.network import Network, NetworkProps
+from environment_template.tracking_service import TrackingService, TrackingServiceProps
+from mlflow_platform import contract
+
+DESCRIPTION = (
+    "mlflow-environment: a shared MLflow tracking server (ECS Fargate) with an Aurora PostgreSQL "
+    "Serverless v2 backend store and an S3 artifact store, private behind an internal load "
+    "balancer and an API Gateway VPC link"
+)
+
+
+class EnvironmentStack(cdk.Stack):
+    def __init__(self, scope: Construct, id: str, **kwargs: object) -> None:
+        super().__init__(scope, id, description=DESCRIPTION, **kwargs)  # type: ignore[arg-type]
+        inputs = environment_inputs.declare(self)
+        access_logs = AccessLogs(self, "AccessLogs")
+        network = Network(
+            self,
+            "Network",
+            props=NetworkProps(
+                vpc_cidr=inputs.vpc_cidr,
+                nat_gateways=inputs.nat_gateways,
+                flow_log_bucket=access_logs.bucket,
+                flow_log_prefix=FLOW_LOG_PREFIX,
+            ),
+        )
+        artifacts = ArtifactStore(self, "Artifacts")
+        access_logs.log_server_access_of(artifacts.bucket)
+        database = Database(
+            self,
+            "Database",
+            props=DatabaseProps(
+                vpc=network.vpc,
+                min_capacity=inputs.database_min_capacity,
+                max_capacity=inputs.database_max_capacity,
+                backup_retention_days=inputs.database_backup_retention_days,
+            ),
+        )
+        auth = AuthSecrets(self, "Auth")
+        tracking = TrackingService(
+            self,
+            "Tracking",
+            props=TrackingServiceProps(
+                vpc=network.vpc,
+                image_uri=inputs.image_uri,
+                cpu=inputs.task_cpu,
+                memory=inputs.task_memory,
+                min_tasks=inputs.min_tasks,
+                max_tasks=inputs.max_tasks,
+                log_retention_days=inputs.log_retention_days,
+                auth_mode=inputs.auth_mode.value_as_string,
+                database_host=database.endpoint,
+                database_port=database.port,
+                database_name=DATABASE_NAME,
+                database_secret=database.master_secret,
+                admin_secret=auth.admin,
+                server_key_secret=auth.server_key,
+                artifacts_destination=artifacts.destination,
+                allowed_hosts=f"*.execute-api.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}",
+            ),
+        )
+        artifacts.grant_tracking_server(tracking.task_definition.task_role)
+        database.allow_from(tracking.security_group)
+        ingress = Ingress(
+            self,
+            "Ingress",
+            props=IngressProps(
+                vpc=network.vpc,
+                service=tracking.service,
+                access_log_bucket=access_logs.bucket,
+                access_log_prefix=LOAD_BALANCER_PREFIX,
+                access_log_policy=access_logs.policy,
+            ),
+        )
+        contract.publish(
+            self,
+            environment_name=inputs.environment_name.value_as_string,
+            values={
+                contract.VPC_LINK_ID: ingress.vpc_link.vpc_link_id,
+                contract.LISTENER_ARN: ingress.listener.listener_arn,
+                contract.AUTH_MODE: inputs.auth_mode.value_as_string,
+            },
+        )

@@ -1,0 +1,214 @@
+"""The MLflow tracking server: an ECS Fargate service in the private subnets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from mlflow_platform import image
+from mlflow_platform.nag import acknowledge
+from tracking_server import settings
+
+CONTAINER_NAME = "tracking-server"
+CPU_TARGET_PERCENT = 70
+ECR_DOMAIN = "amazonaws.com"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackingServiceProps:
+    vpc: ec2.IVpc
+    image_uri: cdk.CfnParameter
+    cpu: cdk.CfnParameter
+    memory: cdk.CfnParameter
+    min_tasks: cdk.CfnParameter
+    max_tasks: cdk.CfnParameter
+    log_retention_days: cdk.CfnParameter
+    auth_mode: str
+    database_host: str
+    database_port: int
+    database_name: str
+    database_secret: secretsmanager.ISecret
+    admin_secret: secretsmanager.ISecret
+    server_key_secret: secretsmanager.ISecret
+    artifacts_destination: str
+    allowed_hosts: str
+
+
+class TrackingService(Construct):
+    def __init__(self, scope: Construct, id: str, *, props: TrackingServiceProps) -> None:
+        super().__init__(scope, id)
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=props.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENHANCED,
+        )
+        self.log_group = logs.CfnLogGroup(
+            self, "Logs", retention_in_days=props.log_retention_days.value_as_number
+        )
+        self.log_group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "Task",
+            cpu=props.cpu.value_as_number,
+            memory_limit_mib=props.memory.value_as_number,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        image_uri = self._image_uri(props.image_uri)
+        self._grant_image_pull(image_uri)
+        container = self.task_definition.add_container(
+            "Server",
+            container_name=CONTAINER_NAME,
+            image=ecs.ContainerImage.from_registry(image_uri),
+            essential=True,
+            readonly_root_filesystem=False,
+            port_mappings=[ecs.PortMapping(container_port=settings.PORT)],
+            logging=ecs.LogDriver.aws_logs(
+                stream_prefix="mlflow",
+                log_group=logs.LogGroup.from_log_group_name(self, "LogGroup", self.log_group.ref),
+            ),
+            environment={
+                settings.AUTH_MODE: props.auth_mode,
+                settings.DB_HOST: props.database_host,
+                settings.DB_PORT: str(props.database_port),
+                settings.DB_NAME: props.database_name,
+                settings.ARTIFACTS_DESTINATION: props.artifacts_destination,
+                settings.ALLOWED_HOSTS: props.allowed_hosts,
+            },
+            secrets={
+                settings.DB_USERNAME: ecs.Secret.from_secrets_manager(
+                    props.database_secret, "username"
+                ),
+                settings.DB_PASSWORD: ecs.Secret.from_secrets_manager(
+                    props.database_secret, "password"
+                ),
+                settings.ADMIN_USERNAME: ecs.Secret.from_secrets_manager(
+                    props.admin_secret, "username"
+                ),
+                settings.ADMIN_PASSWORD: ecs.Secret.from_secrets_manager(
+                    props.admin_secret, "password"
+                ),
+                settings.SECRET_KEY: ecs.Secret.from_secrets_manager(props.server_key_secret),
+            },
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-m", "tracking_server.healthcheck"],
+                interval=cdk.Duration.seconds(30),
+                timeout=cdk.Duration.seconds(5),
+                retries=3,
+                start_period=cdk.Duration.seconds(120),
+            ),
+        )
+        self.container = container
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            "Only non-secret settings are plain environment variables (auth mode, database host, "
+            "port and name, artifact location, allowed hosts); every credential is an ECS secret "
+            "read from Secrets Manager",
+        )
+        execution_policy = self.task_definition.obtain_execution_role().node.try_find_child(
+            "DefaultPolicy"
+        )
+        assert execution_policy is not None
+        acknowledge(
+            execution_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken has no resource-level permissions; image pulls are "
+            "limited to the one repository named by the image URI",
+        )
+        acknowledge(
+            execution_policy,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+            f"<AWS::AccountId>:log-group:<{self.stack_logical_id(self.log_group)}>:*]",
+            "Log streams of this service's own log group; ECS names a stream per task at run time",
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=props.vpc,
+            description="MLflow tracking server tasks: tracking port from the load balancer only",
+            allow_all_outbound=True,
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=props.min_tasks.value_as_number,
+            security_groups=[self.security_group],
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            assign_public_ip=False,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            # Database migrations run when a task starts.
+            health_check_grace_period=cdk.Duration.seconds(180),
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_ecs_managed_tags=True,
+        )
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=props.min_tasks.value_as_number,
+            max_capacity=props.max_tasks.value_as_number,
+        )
+        scaling.scale_on_cpu_utilization(
+            "Cpu",
+            target_utilization_percent=CPU_TARGET_PERCENT,
+            scale_in_cooldown=cdk.Duration.seconds(120),
+            scale_out_cooldown=cdk.Duration.seconds(60),
+        )
+
+    def stack_logical_id(self, element: cdk.CfnElement) -> str:
+        return cdk.Stack.of(self).resolve(element.logical_id)
+
+    def _image_uri(self, parameter: cdk.CfnParameter) -> str:
+        """The input, or the image built from this template version's sources."""
+        use_default = cdk.CfnCondition(
+            self,
+            "DefaultImage",
+            expression=cdk.Fn.condition_equals(parameter.value_as_string, ""),
+        )
+        default = (
+            f"{cdk.Aws.ACCOUNT_ID}.dkr.ecr.{cdk.Aws.REGION}.{ECR_DOMAIN}/"
+            f"{image.REPOSITORY}:{image.image_tag()}"
+        )
+        return cdk.Fn.condition_if(
+            use_default.logical_id, default, parameter.value_as_string
+        ).to_string()
+
+    def _grant_image_pull(self, image_uri: str) -> None:
+        """Pull from exactly the image's repository, parsed out of the URI at deploy time.
+
+        `<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]`; Fn::Split takes
+        only a literal delimiter, which is why the ImageUri pattern admits this domain alone.
+        """
+        account = cdk.Fn.select(0, cdk.Fn.split(".", image_uri))
+        region = cdk.Fn.select(3, cdk.Fn.split(".", image_uri))
+        path = cdk.Fn.select(1, cdk.Fn.split(f".{ECR_DOMAIN}/", image_uri))
+        repository = cdk.Fn.select(0, cdk.Fn.split("@", cdk.Fn.select(0, cdk.Fn.split(":", path))))
+        role = self.task_definition.obtain_execution_role()
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PullTrackingServerImage",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[
+                    f"arn:{cdk.Aws.PARTITION}:ecr:{region}:{account}:repository/{repository}"
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="EcrAuthorizationToken",
+                actions=["ecr:GetAuthorizationToken"],
+                resources=["*"],
+            )
+        )

@@ -1,0 +1,161 @@
+"""Template inputs, declared once as CloudFormation parameters.
+
+Every other form of an input (the Proton schema, the Proton Jinja binding, the Service Catalog
+parameter) is derived from the parameter declared here, so an input is never written twice.
+CloudFormation refuses a bad value before it creates anything: constraints on each parameter,
+template Rules for constraints that span two parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import aws_cdk as cdk
+from constructs import Construct
+
+# CloudFormation rules cannot compare numbers, so cross-input rules enumerate allowed values.
+_RULE_ID = re.compile(r"[^A-Za-z0-9]")
+
+
+def string_input(
+    scope: cdk.Stack,
+    name: str,
+    *,
+    default: str,
+    description: str,
+    allowed_values: Sequence[str] | None = None,
+    allowed_pattern: str | None = None,
+    constraint_description: str | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+) -> cdk.CfnParameter:
+    """A String parameter; a pattern must say in words what it accepts.
+
+    Declared on the stack itself so that its logical id is exactly `name`.
+    """
+    if allowed_pattern and not constraint_description:
+        raise ValueError(f"input {name}: a pattern needs a constraint description")
+    return cdk.CfnParameter(
+        scope,
+        name,
+        type="String",
+        default=default,
+        description=description,
+        allowed_values=list(allowed_values) if allowed_values else None,
+        allowed_pattern=allowed_pattern,
+        constraint_description=constraint_description,
+        min_length=min_length,
+        max_length=max_length,
+    )
+
+
+def number_input(
+    scope: cdk.Stack,
+    name: str,
+    *,
+    default: float,
+    description: str,
+    allowed_values: Sequence[float] | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> cdk.CfnParameter:
+    """A Number parameter bounded by a range or an enumeration."""
+    if allowed_values is None and (min_value is None or max_value is None):
+        raise ValueError(f"input {name}: a number needs allowed values or both bounds")
+    allowed = [format_number(v) for v in allowed_values] if allowed_values else None
+    if allowed is not None and format_number(default) not in allowed:
+        raise ValueError(f"input {name}: default {default} is not among {allowed}")
+    return cdk.CfnParameter(
+        scope,
+        name,
+        type="Number",
+        default=format_number(default),
+        description=description,
+        allowed_values=allowed,
+        min_value=min_value,
+        max_value=max_value,
+    )
+
+
+def format_number(value: float) -> str:
+    """Numbers as CloudFormation compares them: 2 not 2.0, 0.5 as is."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def require_pairs(
+    scope: Construct,
+    rule_id: str,
+    *,
+    key: cdk.CfnParameter,
+    dependent: cdk.CfnParameter,
+    allowed: Mapping[str, Sequence[str]],
+    description: str,
+) -> None:
+    """One Rule per key value: the dependent input must be one of the values allowed with it.
+
+    A key declared as a range rather than an enumeration also gets a rule that it is one of the
+    keys: linters pair every enumerated value with the other input's default, which would flag
+    combinations that these rules already refuse.
+    """
+    if not key.allowed_values:
+        cdk.CfnRule(
+            scope,
+            f"{rule_id}Choice",
+            assertions=[
+                cdk.CfnRuleAssertion(
+                    assert_=cdk.Fn.condition_contains(list(allowed), key.value_as_string),
+                    assert_description=f"{key.node.id} must be one of {', '.join(allowed)}",
+                )
+            ],
+        )
+    for key_value, dependent_values in allowed.items():
+        cdk.CfnRule(
+            scope,
+            f"{rule_id}{_RULE_ID.sub('x', key_value)}",
+            rule_condition=cdk.Fn.condition_equals(key.value_as_string, key_value),
+            assertions=[
+                cdk.CfnRuleAssertion(
+                    assert_=cdk.Fn.condition_contains(
+                        list(dependent_values), dependent.value_as_string
+                    ),
+                    assert_description=description.format(
+                        key=key.node.id,
+                        key_value=key_value,
+                        dependent=dependent.node.id,
+                        allowed=", ".join(dependent_values),
+                    ),
+                )
+            ],
+        )
+
+
+def require_at_most(
+    scope: Construct,
+    rule_id: str,
+    *,
+    lower: cdk.CfnParameter,
+    upper: cdk.CfnParameter,
+) -> None:
+    """lower <= upper, for two enumerated Number inputs."""
+    lower_values = _allowed(lower)
+    upper_values = _allowed(upper)
+    allowed = {
+        value: [u for u in upper_values if float(u) >= float(value)] for value in lower_values
+    }
+    require_pairs(
+        scope,
+        rule_id,
+        key=lower,
+        dependent=upper,
+        # A lower value that every upper value satisfies needs no rule.
+        allowed={k: v for k, v in allowed.items() if len(v) < len(upper_values)},
+        description="{dependent} must be at least {key} ({key_value}): one of {allowed}",
+    )
+
+
+def _allowed(parameter: cdk.CfnParameter) -> list[str]:
+    values = parameter.allowed_values
+    if not values:
+        raise ValueError(f"input {parameter.node.id}: a cross-input rule needs allowed values")
+    return list(values)

@@ -1,0 +1,1 @@
+"""The MLflow tracking server as it runs in the cloud and on a developer's machine."""

@@ -1,0 +1,239 @@
+"""The tracking service on Fargate, its permissions, and the way in (internal ALB, VPC link)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cfn_eval import Evaluator
+from helpers import as_list, of_type, one_of_type, policy_statements
+
+from mlflow_platform import contract, image
+from tracking_server import settings
+
+
+def _container(environment: dict) -> dict:
+    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
+    [container] = task["Properties"]["ContainerDefinitions"]
+    return container
+
+
+def test_cluster_has_container_insights(environment):
+    _, cluster = one_of_type(environment, "AWS::ECS::Cluster")
+    assert {"Name": "containerInsights", "Value": "enhanced"} in cluster["Properties"][
+        "ClusterSettings"
+    ]
+
+
+def test_task_size_image_and_platform_are_inputs(environment):
+    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
+    props = task["Properties"]
+    assert props["Cpu"] == {"Ref": "TaskCpu"}
+    assert props["Memory"] == {"Ref": "TaskMemory"}
+    assert props["RequiresCompatibilities"] == ["FARGATE"]
+    assert props["NetworkMode"] == "awsvpc"
+
+
+def test_default_image_is_the_one_built_from_this_version(environment):
+    uri = Evaluator(environment).eval(_container(environment)["Image"])
+    assert uri == (
+        f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/{image.REPOSITORY}:{image.image_tag()}"
+    )
+    custom = "210987654321.dkr.ecr.us-east-2.amazonaws.com/ml/mlflow:v3"
+    assert (
+        Evaluator(environment, parameters={"ImageUri": custom}).eval(
+            _container(environment)["Image"]
+        )
+        == custom
+    )
+
+
+@pytest.mark.parametrize(
+    ("image_uri", "repository_arn"),
+    [
+        ("", f"arn:aws:ecr:eu-west-1:123456789012:repository/{image.REPOSITORY}"),
+        (
+            "210987654321.dkr.ecr.us-east-2.amazonaws.com/ml/mlflow:v3",
+            "arn:aws:ecr:us-east-2:210987654321:repository/ml/mlflow",
+        ),
+        (
+            "210987654321.dkr.ecr.us-east-2.amazonaws.com/mlflow@sha256:" + "b" * 64,
+            "arn:aws:ecr:us-east-2:210987654321:repository/mlflow",
+        ),
+    ],
+)
+def test_image_pull_is_limited_to_the_images_repository(environment, image_uri, repository_arn):
+    [statement] = [
+        s for s in policy_statements(environment) if s.get("Sid") == "PullTrackingServerImage"
+    ]
+    evaluator = Evaluator(environment, parameters={"ImageUri": image_uri})
+    assert evaluator.eval(statement["Resource"]) == repository_arn
+
+
+def test_secrets_arrive_as_ecs_secrets_never_as_plain_environment(environment):
+    container = _container(environment)
+    secret_names = {s["Name"] for s in container["Secrets"]}
+    assert secret_names == set(settings.SECRETS)
+    plain = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert not secret_names & set(plain)
+    text = json.dumps(plain)
+    assert "SecretString" not in text and "resolve:secretsmanager" not in text
+    assert "MasterUserSecret" not in text
+    for name in plain:
+        assert not any(word in name for word in ("PASSWORD", "SECRET", "KEY", "TOKEN")), name
+
+
+def test_container_settings_tell_the_server_where_things_are(environment):
+    plain = {e["Name"]: e["Value"] for e in _container(environment)["Environment"]}
+    assert plain[settings.AUTH_MODE] == {"Ref": "AuthMode"}
+    assert plain[settings.DB_PORT] == "5432"
+    destination = Evaluator(environment).eval(plain[settings.ARTIFACTS_DESTINATION])
+    assert destination.startswith("s3://") and destination.endswith("/artifacts")
+
+
+def test_logs_go_to_a_retained_group_with_the_retention_input(environment):
+    name, group = one_of_type(environment, "AWS::Logs::LogGroup")
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert group["DeletionPolicy"] == "Retain"
+    options = _container(environment)["LogConfiguration"]["Options"]
+    assert options["awslogs-group"] == {"Ref": name}
+
+
+def test_container_has_a_health_check(environment):
+    check = _container(environment)["HealthCheck"]
+    assert check["Command"][0] == "CMD"
+    assert check["StartPeriod"] >= 60
+
+
+def test_service_runs_privately_with_rollback_and_autoscaling(environment):
+    _, service = one_of_type(environment, "AWS::ECS::Service")
+    props = service["Properties"]
+    assert props["DesiredCount"] == {"Ref": "MinTasks"}
+    assert Evaluator(environment).eval(props["DesiredCount"]) == "2"
+    assert props["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
+        "Enable": True,
+        "Rollback": True,
+    }
+    network = props["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    assert {s["Ref"] for s in network["Subnets"]} == {
+        n for n in of_type(environment, "AWS::EC2::Subnet") if "Private" in n
+    }
+    _, target = one_of_type(environment, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["Properties"]["MinCapacity"] == {"Ref": "MinTasks"}
+    assert target["Properties"]["MaxCapacity"] == {"Ref": "MaxTasks"}
+    assert environment["Parameters"]["MaxTasks"]["Default"] == "6"
+    _, policy = one_of_type(environment, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    tracking = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == 70
+    assert (
+        tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        == "ECSServiceAverageCPUUtilization"
+    )
+
+
+def test_no_broad_s3_permission_anywhere(environment):
+    for statement in policy_statements(environment):
+        for action in as_list(statement["Action"]):
+            assert action not in ("*", "s3:*"), statement
+            assert not action.startswith("s3:") or "*" not in action, statement
+    for role in of_type(environment, "AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_task_role_touches_only_the_artifact_prefix(environment):
+    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
+    role = task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+    [policy] = [
+        p
+        for p in of_type(environment, "AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+    ]
+    evaluator = Evaluator(environment)
+    resources = set()
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        assert statement["Effect"] == "Allow"
+        resources |= {json.dumps(evaluator.eval(r)) for r in as_list(statement["Resource"])}
+    bucket = next(n for n in of_type(environment, "AWS::S3::Bucket") if "Artifacts" in n)
+    assert all(bucket in r for r in resources)
+    assert any(r.endswith('/artifacts/*"') for r in resources)
+
+
+def _security_group_rules(environment: dict, kind: str, group: str) -> list[dict]:
+    return [
+        r["Properties"]
+        for r in of_type(environment, f"AWS::EC2::SecurityGroup{kind}").values()
+        if r["Properties"]["GroupId"]["Fn::GetAtt"][0] == group
+    ]
+
+
+def _load_balancer(environment: dict) -> dict:
+    _, alb = one_of_type(environment, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    return alb["Properties"]
+
+
+def test_load_balancer_is_internal_in_private_subnets_with_access_logs(environment):
+    alb = _load_balancer(environment)
+    assert alb["Scheme"] == "internal"
+    assert {s["Ref"] for s in alb["Subnets"]} == {
+        n for n in of_type(environment, "AWS::EC2::Subnet") if "Private" in n
+    }
+    attributes = {a["Key"]: a["Value"] for a in alb["LoadBalancerAttributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+
+
+def test_tracking_port_is_reachable_only_from_the_load_balancer(environment):
+    tracking = next(
+        n for n in of_type(environment, "AWS::EC2::SecurityGroup") if n.startswith("Tracking")
+    )
+    [alb_group] = _load_balancer(environment)["SecurityGroups"]
+    [rule] = _security_group_rules(environment, "Ingress", tracking)
+    assert rule["FromPort"] == rule["ToPort"] == settings.PORT
+    assert rule["SourceSecurityGroupId"] == alb_group
+    assert (
+        "SecurityGroupIngress"
+        not in of_type(environment, "AWS::EC2::SecurityGroup")[tracking]["Properties"]
+    )
+
+
+def test_load_balancer_is_reachable_only_from_the_vpc_link(environment):
+    [alb_group] = _load_balancer(environment)["SecurityGroups"]
+    alb_group_id = alb_group["Fn::GetAtt"][0]
+    _, link = one_of_type(environment, "AWS::ApiGatewayV2::VpcLink")
+    [link_group] = link["Properties"]["SecurityGroupIds"]
+    [rule] = _security_group_rules(environment, "Ingress", alb_group_id)
+    assert rule["SourceSecurityGroupId"] == link_group
+    assert "CidrIp" not in rule
+    groups = of_type(environment, "AWS::EC2::SecurityGroup")
+    assert "SecurityGroupIngress" not in groups[alb_group_id]["Properties"]
+    for group in groups.values():
+        for inline in group["Properties"].get("SecurityGroupIngress", []):
+            assert inline.get("CidrIp") != "0.0.0.0/0"
+
+
+def test_vpc_link_spans_the_private_subnets(environment):
+    _, link = one_of_type(environment, "AWS::ApiGatewayV2::VpcLink")
+    assert {s["Ref"] for s in link["Properties"]["SubnetIds"]} == {
+        n for n in of_type(environment, "AWS::EC2::Subnet") if "Private" in n
+    }
+
+
+def test_target_group_checks_the_tracking_servers_health_endpoint(environment):
+    _, group = one_of_type(environment, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    props = group["Properties"]
+    assert props["HealthCheckPath"] == settings.HEALTH_PATH
+    assert props["Port"] == settings.PORT
+    assert props["TargetType"] == "ip"
+
+
+def test_contract_values_are_outputs_and_ssm_parameters(environment):
+    assert set(environment["Outputs"]) == {v.name for v in contract.ENVIRONMENT_OUTPUTS}
+    evaluator = Evaluator(environment, parameters={"EnvironmentName": "research"})
+    names = {
+        evaluator.eval(p["Properties"]["Name"]): p["Properties"]["Value"]
+        for p in of_type(environment, "AWS::SSM::Parameter").values()
+    }
+    for value in contract.ENVIRONMENT_OUTPUTS:
+        parameter = contract.ssm_parameter_name("research", value)
+        assert names[parameter] == environment["Outputs"][value.name]["Value"]
