@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json as jsonlib
 
-from invoke import Collection, task
+from invoke import Collection, Exit, task
 
 
 @task(
@@ -15,10 +15,14 @@ from invoke import Collection, task
 )
 def synth(c, json=False):
     """Synthesize every template to pure CloudFormation in build/synth/ (cdk-nag checked)."""
+    from mlflow_platform.nag import NagFindingsError
     from mlflow_platform.paths import ROOT, SYNTH_DIR
     from mlflow_platform.synth import synthesize, write
 
-    written = write(synthesize(), SYNTH_DIR)
+    try:
+        written = write(synthesize(), SYNTH_DIR)
+    except NagFindingsError as error:
+        raise Exit(str(error), code=1) from None
     if json:
         print(jsonlib.dumps({"templates": [str(p.relative_to(ROOT)) for p in written]}))
     else:

@@ -7,26 +7,21 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mlflow_platform.inputs import (
+    environment_name_input,
     format_number,
+    log_retention_input,
     number_input,
     require_at_most,
     require_pairs,
     string_input,
+    vpc_cidr_input,
 )
 from tracking_server import settings
 
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-VPC_PREFIXES = range(16, 23)
-CIDR_PATTERN = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(1[6-9]|2[0-2])$"
-ENVIRONMENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
 ECR_IMAGE_PATTERN = (
     r"^$|^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/"
     r"[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
 )
-LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-)  # fmt: skip
 # Fargate's valid CPU units -> memory (MiB) combinations for Linux tasks.
 FARGATE_MEMORY = {
     256: (512, 1024, 2048),
@@ -58,24 +53,10 @@ class EnvironmentInputs:
 
 def declare(stack: cdk.Stack) -> EnvironmentInputs:
     inputs = EnvironmentInputs(
-        environment_name=string_input(
-            stack,
-            "EnvironmentName",
-            default="mlflow",
-            description="Name of this MLflow environment; services find it by this name",
-            allowed_pattern=ENVIRONMENT_NAME_PATTERN,
-            constraint_description="a letter, then up to 31 letters, digits or hyphens",
+        environment_name=environment_name_input(
+            stack, description="Name of this MLflow environment; services find it by this name"
         ),
-        vpc_cidr=string_input(
-            stack,
-            "VpcCidr",
-            default="10.0.0.0/16",
-            description="IPv4 range of the MLflow VPC, a /16 to /22 block; it is split into "
-            "eight equal subnets of which six are used",
-            allowed_pattern=CIDR_PATTERN,
-            constraint_description="an IPv4 CIDR block with a prefix length from 16 to 22, "
-            "such as 10.0.0.0/16",
-        ),
+        vpc_cidr=vpc_cidr_input(stack, default="10.0.0.0/16", vpc="the MLflow VPC"),
         nat_gateways=number_input(
             stack,
             "NatGateways",
@@ -135,13 +116,7 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
             description="Most tracking-server tasks that CPU autoscaling may run",
             allowed_values=range(1, 21),
         ),
-        log_retention_days=number_input(
-            stack,
-            "LogRetentionDays",
-            default=90,
-            description="Days to keep the tracking server's logs",
-            allowed_values=LOG_RETENTION_DAYS,
-        ),
+        log_retention_days=log_retention_input(stack, what="the tracking server's logs"),
         database_min_capacity=number_input(
             stack,
             "DatabaseMinCapacity",

@@ -6,18 +6,18 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from environment_template import inputs as environment_inputs
-from environment_template.access_logs import (
-    FLOW_LOG_PREFIX,
-    LOAD_BALANCER_PREFIX,
-    AccessLogs,
-)
 from environment_template.artifacts import ArtifactStore
 from environment_template.auth_secrets import AuthSecrets
 from environment_template.database import DATABASE_NAME, Database, DatabaseProps
 from environment_template.ingress import Ingress, IngressProps
-from environment_template.network import Network, NetworkProps
 from environment_template.tracking_service import TrackingService, TrackingServiceProps
 from mlflow_platform import contract
+from mlflow_platform.constructs.access_logs import (
+    FLOW_LOG_PREFIX,
+    LOAD_BALANCER_PREFIX,
+    AccessLogs,
+)
+from mlflow_platform.constructs.network import Network, NetworkProps
 
 DESCRIPTION = (
     "mlflow-environment: a shared MLflow tracking server (ECS Fargate) with an Aurora PostgreSQL "
@@ -30,7 +30,7 @@ class EnvironmentStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, **kwargs: object) -> None:
         super().__init__(scope, id, description=DESCRIPTION, **kwargs)  # type: ignore[arg-type]
         inputs = environment_inputs.declare(self)
-        access_logs = AccessLogs(self, "AccessLogs")
+        access_logs = AccessLogs(self, "AccessLogs", load_balancer_logs=True)
         network = Network(
             self,
             "Network",
@@ -96,5 +96,14 @@ class EnvironmentStack(cdk.Stack):
                 contract.VPC_LINK_ID: ingress.vpc_link.vpc_link_id,
                 contract.LISTENER_ARN: ingress.listener.listener_arn,
                 contract.AUTH_MODE: inputs.auth_mode.value_as_string,
+                contract.ROUTE_AUTHORIZATION: cdk.Fn.condition_if(
+                    cdk.CfnCondition(
+                        self,
+                        "IamAuth",
+                        expression=cdk.Fn.condition_equals(inputs.auth_mode.value_as_string, "iam"),
+                    ).logical_id,
+                    "AWS_IAM",
+                    "NONE",
+                ).to_string(),
             },
         )

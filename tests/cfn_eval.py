@@ -7,6 +7,7 @@ repository it grants, whether its Rules accept the inputs) instead of matching i
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 
@@ -55,6 +56,8 @@ class Evaluator:
                 if arg in self.template["Resources"]:
                     return {"Ref": arg}  # a resource stays symbolic
                 raise Unresolved(f"Ref {arg}")
+            case "Fn::Sub" if isinstance(arg, str):
+                return re.sub(r"\$\{([^}!]+)\}", lambda m: str(self.eval({"Ref": m[1]})), arg)
             case "Fn::GetAtt":
                 return f"<{arg[0]}.{arg[1]}>"  # resource attributes stay symbolic
             case "Fn::If":

@@ -14,3 +14,8 @@ def synthesis() -> Synthesis:
 @pytest.fixture(scope="session")
 def environment(synthesis: Synthesis) -> dict:
     return synthesis.templates["mlflow-environment"]
+
+
+@pytest.fixture(scope="session")
+def service(synthesis: Synthesis) -> dict:
+    return synthesis.templates["mlflow-sagemaker-api"]

@@ -2,13 +2,18 @@
 
 Both templates import this module. The environment publishes each value as a stack output (which
 Proton hands to services as `environment.outputs.<Name>`) and as an SSM parameter under a
-per-environment prefix (which Service Catalog products read by environment name). The service
-declares one parameter per value it consumes; how that parameter is bound depends on the channel
-and is decided when the templates are rendered, not here.
+per-environment prefix. The service reads each value with `read()`, an SSM dynamic reference by
+environment name: that is the native form, deployable as is and what Service Catalog products
+use. Rendering for Proton replaces each such reference with `{{ environment.outputs.<Name> }}`.
+
+Dynamic references resolve in resource properties only, never in Conditions, so a service never
+branches on a contract value; the environment publishes values ready to use instead (the route
+authorization type rather than only the auth mode).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +21,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ssm as ssm
 
 SSM_ROOT = "/mlflow-platform"
+ENVIRONMENT_NAME_PARAMETER = "EnvironmentName"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,8 +48,26 @@ AUTH_MODE = ContractValue(
     description="How the tracking server authenticates requests: basic or iam",
 )
 
-ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (VPC_LINK_ID, LISTENER_ARN, AUTH_MODE)
+ROUTE_AUTHORIZATION = ContractValue(
+    name="RouteAuthorizationType",
+    ssm_key="route-authorization-type",
+    description="Authorization type of the routes in front of the tracking server: AWS_IAM in "
+    "iam mode, NONE in basic mode (the tracking server authenticates)",
+)
+
+ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
+    VPC_LINK_ID,
+    LISTENER_ARN,
+    AUTH_MODE,
+    ROUTE_AUTHORIZATION,
+)
 BY_NAME: Mapping[str, ContractValue] = {value.name: value for value in ENVIRONMENT_OUTPUTS}
+BY_SSM_KEY: Mapping[str, ContractValue] = {value.ssm_key: value for value in ENVIRONMENT_OUTPUTS}
+# What read() writes into a template, as rendering finds it again.
+SSM_REFERENCE = re.compile(
+    r"\{\{resolve:ssm:" + re.escape(SSM_ROOT) + r"/\$\{"
+    + ENVIRONMENT_NAME_PARAMETER + r"\}/([a-z0-9-]+)\}\}"
+)  # fmt: skip
 
 
 def ssm_parameter_name(environment_name: str, value: ContractValue) -> str:
@@ -68,3 +92,13 @@ def publish(
             description=value.description,
             simple_name=False,
         )
+
+
+def read_text(value: ContractValue) -> str:
+    """The Fn::Sub text of the dynamic reference that read() writes."""
+    return f"{{{{resolve:ssm:{SSM_ROOT}/${{{ENVIRONMENT_NAME_PARAMETER}}}/{value.ssm_key}}}}}"
+
+
+def read(value: ContractValue) -> str:
+    """The value of the environment named by the stack's EnvironmentName parameter."""
+    return cdk.Fn.sub(read_text(value))

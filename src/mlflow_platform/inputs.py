@@ -14,8 +14,15 @@ from collections.abc import Mapping, Sequence
 import aws_cdk as cdk
 from constructs import Construct
 
-# CloudFormation rules cannot compare numbers, so cross-input rules enumerate allowed values.
 _RULE_ID = re.compile(r"[^A-Za-z0-9]")
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+VPC_PREFIXES = range(16, 23)
+CIDR_PATTERN = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(1[6-9]|2[0-2])$"
+ENVIRONMENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
 
 
 def string_input(
@@ -159,3 +166,37 @@ def _allowed(parameter: cdk.CfnParameter) -> list[str]:
     if not values:
         raise ValueError(f"input {parameter.node.id}: a cross-input rule needs allowed values")
     return list(values)
+
+
+def environment_name_input(stack: cdk.Stack, *, description: str) -> cdk.CfnParameter:
+    return string_input(
+        stack,
+        "EnvironmentName",
+        default="mlflow",
+        description=description,
+        allowed_pattern=ENVIRONMENT_NAME_PATTERN,
+        constraint_description="a letter, then up to 31 letters, digits or hyphens",
+    )
+
+
+def vpc_cidr_input(stack: cdk.Stack, *, default: str, vpc: str) -> cdk.CfnParameter:
+    return string_input(
+        stack,
+        "VpcCidr",
+        default=default,
+        description=f"IPv4 range of {vpc}, a /16 to /22 block; it is split into eight equal "
+        "subnets of which six are used",
+        allowed_pattern=CIDR_PATTERN,
+        constraint_description="an IPv4 CIDR block with a prefix length from 16 to 22, "
+        "such as 10.0.0.0/16",
+    )
+
+
+def log_retention_input(stack: cdk.Stack, *, what: str) -> cdk.CfnParameter:
+    return number_input(
+        stack,
+        "LogRetentionDays",
+        default=90,
+        description=f"Days to keep {what}",
+        allowed_values=LOG_RETENTION_DAYS,
+    )

@@ -9,16 +9,10 @@ cdk-nag's AwsSolutions pack runs inside the same synth.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-# CDK's built-in copy of cfn-lint's rules: the real cfn-lint runs on every rendered template, and
-# the copy cannot read template Rules. Read when the jsii process starts, so set before import.
-os.environ["CDK_VALIDATION"] = "false"
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks

@@ -26,7 +26,9 @@ class TemplateDefinition:
 def all_templates() -> tuple[TemplateDefinition, ...]:
     # Imported here so that reading the registry does not import every stack's dependencies.
     from environment_template.stack import EnvironmentStack
+    from service_template.stack import ServiceStack
 
     return (
         TemplateDefinition(name="mlflow-environment", kind="environment", stack=EnvironmentStack),
+        TemplateDefinition(name="mlflow-sagemaker-api", kind="service", stack=ServiceStack),
     )

@@ -7,6 +7,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
+from mlflow_platform.nag import acknowledge
+
 FLOW_LOG_PREFIX = "vpc-flow-logs/"
 LOAD_BALANCER_PREFIX = "alb"
 S3_ACCESS_PREFIX = "s3-access/"
@@ -21,7 +23,14 @@ class AccessLogs(Construct):
     CDK's region facts decides at deploy time.
     """
 
-    def __init__(self, scope: Construct, id: str, *, retention_days: int = 400) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        load_balancer_logs: bool,
+        retention_days: int = 400,
+    ) -> None:
         super().__init__(scope, id)
         self.bucket = s3.Bucket(
             self,
@@ -39,7 +48,21 @@ class AccessLogs(Construct):
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
+        acknowledge(
+            self.bucket,
+            "AwsSolutions-S1",
+            "This is the access-log bucket itself; logging its own access would write a log "
+            "record for every log record",
+        )
         self._artifact_buckets: list[s3.IBucket] = []
+        self._load_balancer_logs = load_balancer_logs
+        if load_balancer_logs:
+            self._declare_elb_accounts()
+        self.policy = s3.CfnBucketPolicy(
+            self, "Policy", bucket=self.bucket.bucket_name, policy_document=self._document()
+        )
+
+    def _declare_elb_accounts(self) -> None:
         accounts = cdk.CfnMapping(
             self,
             "ElbLogAccounts",
@@ -59,9 +82,6 @@ class AccessLogs(Construct):
         )
         self._legacy_region = legacy_region
         self._accounts = accounts
-        self.policy = s3.CfnBucketPolicy(
-            self, "Policy", bucket=self.bucket.bucket_name, policy_document=self._document()
-        )
 
     def log_server_access_of(self, bucket: s3.Bucket) -> None:
         """S3 server access logs of `bucket`, written here under its own prefix.
@@ -77,10 +97,8 @@ class AccessLogs(Construct):
         )
         self.policy.policy_document = self._document()
 
-    def _document(self) -> dict:
+    def _load_balancer_statement(self) -> dict:
         account = cdk.Aws.ACCOUNT_ID
-        arn = self.bucket.bucket_arn
-        source_account = {"StringEquals": {"aws:SourceAccount": account}}
         elb_principal = cdk.Fn.condition_if(
             self._legacy_region.logical_id,
             {
@@ -95,6 +113,18 @@ class AccessLogs(Construct):
             },
             {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
         )
+        return {
+            "Sid": "LoadBalancerAccessLogs",
+            "Effect": "Allow",
+            "Principal": elb_principal,
+            "Action": "s3:PutObject",
+            "Resource": f"{self.bucket.bucket_arn}/{LOAD_BALANCER_PREFIX}/AWSLogs/{account}/*",
+        }
+
+    def _document(self) -> dict:
+        account = cdk.Aws.ACCOUNT_ID
+        arn = self.bucket.bucket_arn
+        source_account = {"StringEquals": {"aws:SourceAccount": account}}
         statements: list[dict] = [
             {
                 "Sid": "DenyInsecureTransport",
@@ -104,13 +134,10 @@ class AccessLogs(Construct):
                 "Resource": [arn, f"{arn}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             },
-            {
-                "Sid": "LoadBalancerAccessLogs",
-                "Effect": "Allow",
-                "Principal": elb_principal,
-                "Action": "s3:PutObject",
-                "Resource": f"{arn}/{LOAD_BALANCER_PREFIX}/AWSLogs/{account}/*",
-            },
+        ]
+        if self._load_balancer_logs:
+            statements.append(self._load_balancer_statement())
+        statements += [
             {
                 "Sid": "FlowLogDelivery",
                 "Effect": "Allow",

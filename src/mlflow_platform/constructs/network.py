@@ -13,7 +13,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from environment_template.inputs import VPC_PREFIXES
+from mlflow_platform.inputs import VPC_PREFIXES
 
 AZ_COUNT = 2
 # Eight equal blocks: public, private and isolated for each AZ, two kept spare.

@@ -1,0 +1,71 @@
+"""The inputs of mlflow-sagemaker-api, each declared once as a CloudFormation parameter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+
+from mlflow_platform.inputs import (
+    environment_name_input,
+    log_retention_input,
+    number_input,
+    string_input,
+    vpc_cidr_input,
+)
+
+TEAM_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceInputs:
+    environment_name: cdk.CfnParameter
+    team_name: cdk.CfnParameter
+    vpc_cidr: cdk.CfnParameter
+    nat_gateways: cdk.CfnParameter
+    throttling_rate_limit: cdk.CfnParameter
+    throttling_burst_limit: cdk.CfnParameter
+    log_retention_days: cdk.CfnParameter
+
+
+def declare(stack: cdk.Stack) -> ServiceInputs:
+    return ServiceInputs(
+        environment_name=environment_name_input(
+            stack, description="Name of the MLflow environment this team's API connects to"
+        ),
+        team_name=string_input(
+            stack,
+            "TeamName",
+            default="data-science",
+            description="The team's name: it names the team's MLflow user and its parameters",
+            allowed_pattern=TEAM_NAME_PATTERN,
+            constraint_description="2 to 31 lowercase letters, digits or hyphens, starting "
+            "with a letter",
+        ),
+        vpc_cidr=vpc_cidr_input(stack, default="10.1.0.0/16", vpc="the team's SageMaker VPC"),
+        nat_gateways=number_input(
+            stack,
+            "NatGateways",
+            default=1,
+            description="NAT gateways for SageMaker workloads to reach the MLflow API and AWS "
+            "services: 1 is cheaper, 2 survives the loss of an Availability Zone",
+            allowed_values=(1, 2),
+        ),
+        throttling_rate_limit=number_input(
+            stack,
+            "ThrottlingRateLimit",
+            default=200,
+            description="Steady-state requests per second the team's API accepts",
+            min_value=1,
+            max_value=10000,
+        ),
+        throttling_burst_limit=number_input(
+            stack,
+            "ThrottlingBurstLimit",
+            default=400,
+            description="Requests the team's API accepts in a burst above the steady rate",
+            min_value=1,
+            max_value=5000,
+        ),
+        log_retention_days=log_retention_input(stack, what="the API's access logs"),
+    )

@@ -1,0 +1,104 @@
+"""mlflow-sagemaker-api: wires the parts together; each part lives in its own module."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from mlflow_platform import contract
+from mlflow_platform.constructs.access_logs import FLOW_LOG_PREFIX, AccessLogs
+from mlflow_platform.constructs.network import Network, NetworkProps
+from service_template import inputs as service_inputs
+from service_template.api import TrackingApi, TrackingApiProps
+from service_template.team_role import TeamRole, TeamRoleProps
+
+DESCRIPTION = (
+    "mlflow-sagemaker-api: one team's SageMaker VPC and HTTP API into a shared MLflow "
+    "environment, with the team's SageMaker execution role"
+)
+TEAM_PARAMETER_ROOT = f"{contract.SSM_ROOT}/${{EnvironmentName}}/teams/${{TeamName}}"
+
+
+class ServiceStack(cdk.Stack):
+    def __init__(self, scope: Construct, id: str, **kwargs: object) -> None:
+        super().__init__(scope, id, description=DESCRIPTION, **kwargs)  # type: ignore[arg-type]
+        inputs = service_inputs.declare(self)
+        flow_logs = AccessLogs(self, "FlowLogs", load_balancer_logs=False)
+        network = Network(
+            self,
+            "Network",
+            props=NetworkProps(
+                vpc_cidr=inputs.vpc_cidr,
+                nat_gateways=inputs.nat_gateways,
+                flow_log_bucket=flow_logs.bucket,
+                flow_log_prefix=FLOW_LOG_PREFIX,
+            ),
+        )
+        workloads = ec2.SecurityGroup(
+            self,
+            "WorkloadSecurityGroup",
+            vpc=network.vpc,
+            description="SageMaker notebooks and jobs of the team: HTTPS out, and each other "
+            "for distributed training",
+            allow_all_outbound=False,
+        )
+        workloads.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
+        workloads.add_ingress_rule(workloads, ec2.Port.all_traffic(), "Distributed training")
+        workloads.add_egress_rule(workloads, ec2.Port.all_traffic(), "Distributed training")
+
+        api = TrackingApi(
+            self,
+            "Tracking",
+            props=TrackingApiProps(
+                team_name=inputs.team_name.value_as_string,
+                throttling_rate_limit=inputs.throttling_rate_limit,
+                throttling_burst_limit=inputs.throttling_burst_limit,
+                log_retention_days=inputs.log_retention_days,
+            ),
+        )
+        tracking_uri = ssm.CfnParameter(
+            self,
+            "TrackingUriParameter",
+            name=cdk.Fn.sub(f"{TEAM_PARAMETER_ROOT}/tracking-uri"),
+            type="String",
+            value=api.url,
+            description="MLFLOW_TRACKING_URI for the team's notebooks and jobs",
+        )
+        auth_mode_arn = cdk.Fn.sub(
+            f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter"
+            f"{contract.SSM_ROOT}/${{EnvironmentName}}/{contract.AUTH_MODE.ssm_key}"
+        )
+        team = TeamRole(
+            self,
+            "Team",
+            props=TeamRoleProps(
+                api=api.api,
+                readable_parameter_arns=[
+                    cdk.Fn.sub(
+                        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+                        f"{TEAM_PARAMETER_ROOT}/tracking-uri"
+                    ),
+                    auth_mode_arn,
+                ],
+            ),
+        )
+        outputs = {
+            "TrackingUri": (api.url, "MLFLOW_TRACKING_URI for the team's notebooks and jobs"),
+            "TrackingUriParameterName": (tracking_uri.ref, "SSM parameter holding the URI"),
+            "TeamRoleArn": (team.role.role_arn, "SageMaker execution role of the team"),
+            "VpcId": (network.vpc_id, "The team's SageMaker VPC"),
+            "PrivateSubnetIds": (
+                cdk.Fn.join(",", network.vpc.select_subnets(
+                    subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+                ).subnet_ids),
+                "Subnets for SageMaker notebooks, Studio and jobs",
+            ),
+            "WorkloadSecurityGroupId": (
+                workloads.security_group_id,
+                "Security group for SageMaker notebooks, Studio and jobs",
+            ),
+        }  # fmt: skip
+        for name, (value, description) in outputs.items():
+            cdk.CfnOutput(self, name, value=value, description=description)

@@ -1,0 +1,99 @@
+"""The team's SageMaker execution role: what a notebook or job needs to log to MLflow, no more.
+
+Data access (training data buckets, model images) is the team's own business and is attached by
+the team; this role carries only the platform's part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from mlflow_platform.nag import acknowledge
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeamRoleProps:
+    api: apigwv2.CfnApi
+    readable_parameter_arns: list[str]
+
+
+class TeamRole(Construct):
+    def __init__(self, scope: Construct, id: str, *, props: TeamRoleProps) -> None:
+        super().__init__(scope, id)
+        partition, region, account = cdk.Aws.PARTITION, cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID
+        api_id = cdk.Stack.of(self).resolve(props.api.logical_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker execution role of one team: log to MLflow through the "
+            "team's API",
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="InvokeTrackingApi",
+                actions=["execute-api:Invoke"],
+                resources=[f"arn:{partition}:execute-api:{region}:{account}:{props.api.ref}/*"],
+            ),
+            iam.PolicyStatement(
+                sid="ReadTrackingSettings",
+                actions=["ssm:GetParameter", "ssm:GetParameters"],
+                resources=props.readable_parameter_arns,
+            ),
+            iam.PolicyStatement(
+                sid="SageMakerLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/*"],
+            ),
+            iam.PolicyStatement(
+                sid="SageMakerMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+            iam.PolicyStatement(
+                sid="SageMakerVpcNetworking",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                resources=["*"],
+            ),
+        ]
+        self.policy = policy = iam.Policy(self, "Policy", statements=statements, roles=[self.role])
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
+            f"<AWS::AccountId>:<{api_id}>/*]",
+            "Every route and method of this team's own API: MLflow's REST API spans every path",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+            "<AWS::AccountId>:log-group:/aws/sagemaker/*]",
+            "SageMaker names a log group per job type under /aws/sagemaker/ at run time",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "cloudwatch:PutMetricData and the EC2 network-interface actions SageMaker needs to "
+            "run in a VPC have no resource-level permissions; metrics are limited to the "
+            "SageMaker namespaces by condition",
+        )

@@ -1,0 +1,1 @@
+"""Constructs that both templates build with: the VPC and its access-log bucket."""

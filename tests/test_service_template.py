@@ -1,0 +1,156 @@
+"""mlflow-sagemaker-api: the team's VPC, HTTP API, role, and what it takes from its environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+
+import pytest
+from cfn_eval import Evaluator
+from helpers import as_list, of_type, one_of_type, policy_statements
+
+from mlflow_platform import contract
+from mlflow_platform.synth import render_json
+
+
+def test_every_input_has_a_description_a_default_and_a_constraint(service):
+    for name, spec in service["Parameters"].items():
+        assert spec.get("Description"), name
+        assert "Default" in spec, name
+        assert {"AllowedValues", "AllowedPattern", "MinValue"} & set(spec), name
+    assert Evaluator(service).failed_rules() == []
+
+
+@pytest.mark.parametrize(
+    ("team", "accepted"),
+    [("data-science", True), ("ml2", True), ("A-team", False), ("x", False), ("1team", False)],
+)
+def test_team_name_is_validated(service, team, accepted):
+    pattern = service["Parameters"]["TeamName"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, team)) is accepted
+
+
+def test_sagemaker_vpc_is_laid_out_from_its_own_cidr_input(service):
+    evaluator = Evaluator(service, parameters={"VpcCidr": "10.42.0.0/20"})
+    subnets = [
+        ipaddress.ip_network(evaluator.eval(s["Properties"]["CidrBlock"]))
+        for s in of_type(service, "AWS::EC2::Subnet").values()
+    ]
+    assert len(subnets) == 6
+    assert all(s.subnet_of(ipaddress.ip_network("10.42.0.0/20")) for s in subnets)
+    assert service["Parameters"]["VpcCidr"]["AllowedPattern"]
+    _, endpoint = one_of_type(service, "AWS::EC2::VPCEndpoint")
+    assert endpoint["Properties"]["VpcEndpointType"] == "Gateway"
+    one_of_type(service, "AWS::EC2::FlowLog")
+
+
+def test_workload_security_group_allows_only_https_out_and_itself(service):
+    [(name, group)] = [
+        (n, g) for n, g in of_type(service, "AWS::EC2::SecurityGroup").items() if "Workload" in n
+    ]
+    egress = group["Properties"]["SecurityGroupEgress"]
+    assert egress == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to AWS APIs",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+    for rule in of_type(service, "AWS::EC2::SecurityGroupIngress").values():
+        assert rule["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [name, "GroupId"]}
+
+
+def _ssm_reads(template: dict) -> set[str]:
+    return set(contract.SSM_REFERENCE.findall(render_json(template)))
+
+
+def test_service_reads_only_what_the_environment_publishes(service, environment):
+    reads = _ssm_reads(service)
+    assert reads == {
+        contract.VPC_LINK_ID.ssm_key,
+        contract.LISTENER_ARN.ssm_key,
+        contract.ROUTE_AUTHORIZATION.ssm_key,
+    }
+    published = {
+        Evaluator(environment, parameters={"EnvironmentName": "e"}).eval(p["Properties"]["Name"])
+        for p in of_type(environment, "AWS::SSM::Parameter").values()
+    }
+    for key in reads:
+        assert f"{contract.SSM_ROOT}/e/{key}" in published
+        assert contract.BY_SSM_KEY[key].name in environment["Outputs"]
+
+
+def test_http_api_proxies_every_path_through_the_vpc_link(service):
+    _, api = one_of_type(service, "AWS::ApiGatewayV2::Api")
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+    _, integration = one_of_type(service, "AWS::ApiGatewayV2::Integration")
+    props = integration["Properties"]
+    assert props["IntegrationType"] == "HTTP_PROXY"
+    assert props["ConnectionType"] == "VPC_LINK"
+    assert props["ConnectionId"] == {"Fn::Sub": contract.read_text(contract.VPC_LINK_ID)}
+    assert props["IntegrationUri"] == {"Fn::Sub": contract.read_text(contract.LISTENER_ARN)}
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in of_type(service, "AWS::ApiGatewayV2::Route").values()
+    }
+    assert set(routes) == {"ANY /{proxy+}", "ANY /"}
+    integration_name = next(iter(of_type(service, "AWS::ApiGatewayV2::Integration")))
+    for route in routes.values():
+        assert integration_name in json.dumps(route["Target"])
+
+
+@pytest.mark.parametrize(("mode", "authorization"), [("iam", "AWS_IAM"), ("basic", "NONE")])
+def test_routes_authorize_as_the_environments_auth_mode_says(
+    service, environment, mode, authorization
+):
+    published = Evaluator(environment, parameters={"AuthMode": mode}).eval(
+        environment["Outputs"][contract.ROUTE_AUTHORIZATION.name]["Value"]
+    )
+    assert published == authorization
+    for route in of_type(service, "AWS::ApiGatewayV2::Route").values():
+        assert route["Properties"]["AuthorizationType"] == {
+            "Fn::Sub": contract.read_text(contract.ROUTE_AUTHORIZATION)
+        }
+
+
+def test_default_stage_logs_access_and_throttles(service):
+    _, stage = one_of_type(service, "AWS::ApiGatewayV2::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == "$default"
+    assert props["AutoDeploy"] is True
+    assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+    assert props["DefaultRouteSettings"]["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    name, group = one_of_type(service, "AWS::Logs::LogGroup")
+    assert props["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": [name, "Arn"]}
+    assert "$context.status" in props["AccessLogSettings"]["Format"]
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_team_role_is_for_sagemaker_and_can_invoke_only_its_own_api(service):
+    _, role = one_of_type(service, "AWS::IAM::Role")
+    principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert principal == {"Service": "sagemaker.amazonaws.com"}
+    assert "ManagedPolicyArns" not in role["Properties"]
+    statements = policy_statements(service)
+    [invoke] = [s for s in statements if s.get("Sid") == "InvokeTrackingApi"]
+    api_name = next(iter(of_type(service, "AWS::ApiGatewayV2::Api")))
+    arn = Evaluator(service).eval(invoke["Resource"])
+    assert arn == f"arn:aws:execute-api:eu-west-1:123456789012:{{'Ref': '{api_name}'}}/*"
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            assert action != "*" and not action.startswith(("s3:", "iam:", "sts:")), statement
+
+
+def test_tracking_uri_is_published_for_notebooks(service):
+    evaluator = Evaluator(service, parameters={"EnvironmentName": "prod", "TeamName": "fraud"})
+    _, parameter = one_of_type(service, "AWS::SSM::Parameter")
+    assert (
+        evaluator.eval(parameter["Properties"]["Name"])
+        == "/mlflow-platform/prod/teams/fraud/tracking-uri"
+    )
+    assert parameter["Properties"]["Value"] == service["Outputs"]["TrackingUri"]["Value"]
+    uri = Evaluator(service).eval(service["Outputs"]["TrackingUri"]["Value"])
+    assert uri.startswith("https://") and ".execute-api.eu-west-1.amazonaws.com" in uri
