@@ -10,6 +10,7 @@ from mlflow_platform.inputs import (
     environment_name_input,
     format_number,
     log_retention_input,
+    nat_gateways_input,
     number_input,
     require_at_most,
     require_pairs,
@@ -57,13 +58,8 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
             stack, description="Name of this MLflow environment; services find it by this name"
         ),
         vpc_cidr=vpc_cidr_input(stack, default="10.0.0.0/16", vpc="the MLflow VPC"),
-        nat_gateways=number_input(
-            stack,
-            "NatGateways",
-            default=1,
-            description="NAT gateways for the tracking service's outbound traffic (ECR, logs, "
-            "Secrets Manager): 1 is cheaper, 2 survives the loss of an Availability Zone",
-            allowed_values=(1, 2),
+        nat_gateways=nat_gateways_input(
+            stack, traffic="the tracking service's outbound traffic (ECR, logs, Secrets Manager)"
         ),
         auth_mode=string_input(
             stack,

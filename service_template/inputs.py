@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from mlflow_platform.inputs import (
     environment_name_input,
     log_retention_input,
+    nat_gateways_input,
     number_input,
     string_input,
     vpc_cidr_input,
@@ -43,13 +44,8 @@ def declare(stack: cdk.Stack) -> ServiceInputs:
             "with a letter",
         ),
         vpc_cidr=vpc_cidr_input(stack, default="10.1.0.0/16", vpc="the team's SageMaker VPC"),
-        nat_gateways=number_input(
-            stack,
-            "NatGateways",
-            default=1,
-            description="NAT gateways for SageMaker workloads to reach the MLflow API and AWS "
-            "services: 1 is cheaper, 2 survives the loss of an Availability Zone",
-            allowed_values=(1, 2),
+        nat_gateways=nat_gateways_input(
+            stack, traffic="SageMaker workloads to reach the MLflow API and AWS services"
         ),
         throttling_rate_limit=number_input(
             stack,

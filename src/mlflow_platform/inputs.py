@@ -200,3 +200,14 @@ def log_retention_input(stack: cdk.Stack, *, what: str) -> cdk.CfnParameter:
         description=f"Days to keep {what}",
         allowed_values=LOG_RETENTION_DAYS,
     )
+
+
+def nat_gateways_input(stack: cdk.Stack, *, traffic: str) -> cdk.CfnParameter:
+    return number_input(
+        stack,
+        "NatGateways",
+        default=1,
+        description=f"NAT gateways for {traffic}: 1 is cheaper, 2 survives the loss of an "
+        "Availability Zone",
+        allowed_values=(1, 2),
+    )
