@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlflow_platform.nag import acknowledge
+from mlflow_platform.nag import acknowledge, logical_id
 
 ARTIFACT_PREFIX = "artifacts"
 
@@ -32,9 +32,8 @@ class ArtifactStore(Construct):
 
     def grant_tracking_server(self, role: iam.IRole) -> None:
         """Exactly what MLflow's artifact proxy does: read, write, list, delete, multipart."""
-        grantee = role
         objects = self.bucket.arn_for_objects(f"{ARTIFACT_PREFIX}/*")
-        grantee.grant_principal.add_to_principal_policy(
+        role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ArtifactObjects",
                 actions=[
@@ -47,7 +46,7 @@ class ArtifactStore(Construct):
                 resources=[objects],
             )
         )
-        grantee.grant_principal.add_to_principal_policy(
+        role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ArtifactListing",
                 actions=["s3:ListBucket", "s3:GetBucketLocation"],
@@ -56,12 +55,11 @@ class ArtifactStore(Construct):
         )
         policy = role.node.try_find_child("DefaultPolicy")
         assert policy is not None
-        bucket_id = cdk.Stack.of(self).resolve(
-            (self.bucket.node.default_child).logical_id  # type: ignore[union-attr]
-        )
+        bucket = self.bucket.node.default_child
+        assert isinstance(bucket, s3.CfnBucket)
         acknowledge(
             policy,
-            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{ARTIFACT_PREFIX}/*]",
+            f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/{ARTIFACT_PREFIX}/*]",
             "Objects under the artifact prefix of this environment's own bucket; MLflow names "
             "artifact keys by experiment and run id at run time",
         )

@@ -13,7 +13,6 @@ from environment_template.ingress import Ingress, IngressProps
 from environment_template.tracking_service import TrackingService, TrackingServiceProps
 from mlflow_platform import contract
 from mlflow_platform.constructs.access_logs import (
-    FLOW_LOG_PREFIX,
     LOAD_BALANCER_PREFIX,
     AccessLogs,
 )
@@ -37,8 +36,7 @@ class EnvironmentStack(cdk.Stack):
             props=NetworkProps(
                 vpc_cidr=inputs.vpc_cidr,
                 nat_gateways=inputs.nat_gateways,
-                flow_log_bucket=access_logs.bucket,
-                flow_log_prefix=FLOW_LOG_PREFIX,
+                access_logs=access_logs,
             ),
         )
         artifacts = ArtifactStore(self, "Artifacts")
@@ -89,6 +87,11 @@ class EnvironmentStack(cdk.Stack):
                 access_log_policy=access_logs.policy,
             ),
         )
+        iam_auth = cdk.CfnCondition(
+            self,
+            "IamAuth",
+            expression=cdk.Fn.condition_equals(inputs.auth_mode.value_as_string, "iam"),
+        )
         contract.publish(
             self,
             environment_name=inputs.environment_name.value_as_string,
@@ -97,13 +100,7 @@ class EnvironmentStack(cdk.Stack):
                 contract.LISTENER_ARN: ingress.listener.listener_arn,
                 contract.AUTH_MODE: inputs.auth_mode.value_as_string,
                 contract.ROUTE_AUTHORIZATION: cdk.Fn.condition_if(
-                    cdk.CfnCondition(
-                        self,
-                        "IamAuth",
-                        expression=cdk.Fn.condition_equals(inputs.auth_mode.value_as_string, "iam"),
-                    ).logical_id,
-                    "AWS_IAM",
-                    "NONE",
+                    iam_auth.logical_id, "AWS_IAM", "NONE"
                 ).to_string(),
             },
         )

@@ -13,7 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlflow_platform import image
-from mlflow_platform.nag import acknowledge
+from mlflow_platform.nag import acknowledge, logical_id
 from tracking_server import settings
 
 CONTAINER_NAME = "tracking-server"
@@ -129,7 +129,7 @@ class TrackingService(Construct):
         acknowledge(
             execution_policy,
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-            f"<AWS::AccountId>:log-group:<{self.stack_logical_id(self.log_group)}>:*]",
+            f"<AWS::AccountId>:log-group:<{logical_id(self.log_group)}>:*]",
             "Log streams of this service's own log group; ECS names a stream per task at run time",
         )
         self.security_group = ec2.SecurityGroup(
@@ -166,9 +166,6 @@ class TrackingService(Construct):
             scale_in_cooldown=cdk.Duration.seconds(120),
             scale_out_cooldown=cdk.Duration.seconds(60),
         )
-
-    def stack_logical_id(self, element: cdk.CfnElement) -> str:
-        return cdk.Stack.of(self).resolve(element.logical_id)
 
     def _image_uri(self, parameter: cdk.CfnParameter) -> str:
         """The input, or the image built from this template version's sources."""

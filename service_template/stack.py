@@ -8,7 +8,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mlflow_platform import contract
-from mlflow_platform.constructs.access_logs import FLOW_LOG_PREFIX, AccessLogs
+from mlflow_platform.constructs.access_logs import AccessLogs
 from mlflow_platform.constructs.network import Network, NetworkProps
 from service_template import inputs as service_inputs
 from service_template.api import TrackingApi, TrackingApiProps
@@ -32,8 +32,7 @@ class ServiceStack(cdk.Stack):
             props=NetworkProps(
                 vpc_cidr=inputs.vpc_cidr,
                 nat_gateways=inputs.nat_gateways,
-                flow_log_bucket=flow_logs.bucket,
-                flow_log_prefix=FLOW_LOG_PREFIX,
+                access_logs=flow_logs,
             ),
         )
         workloads = ec2.SecurityGroup(

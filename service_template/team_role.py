@@ -13,7 +13,7 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from mlflow_platform.nag import acknowledge
+from mlflow_platform.nag import acknowledge, logical_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +26,6 @@ class TeamRole(Construct):
     def __init__(self, scope: Construct, id: str, *, props: TeamRoleProps) -> None:
         super().__init__(scope, id)
         partition, region, account = cdk.Aws.PARTITION, cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID
-        api_id = cdk.Stack.of(self).resolve(props.api.logical_id)
         self.role = iam.Role(
             self,
             "Role",
@@ -81,7 +80,7 @@ class TeamRole(Construct):
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
-            f"<AWS::AccountId>:<{api_id}>/*]",
+            f"<AWS::AccountId>:<{logical_id(props.api)}>/*]",
             "Every route and method of this team's own API: MLflow's REST API spans every path",
         )
         acknowledge(

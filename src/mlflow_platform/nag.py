@@ -46,6 +46,11 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
     )
 
 
+def logical_id(element: cdk.CfnElement) -> str:
+    """The logical id as cdk-nag prints it inside a finding id, e.g. `<Bucket1234.Arn>`."""
+    return cdk.Stack.of(element).resolve(element.logical_id)
+
+
 def findings_from_report(outdir: Path) -> list[Finding]:
     """The violations in CDK's validation report, as written by a failed synth."""
     report = outdir / "validation-report.json"

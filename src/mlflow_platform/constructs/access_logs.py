@@ -83,6 +83,11 @@ class AccessLogs(Construct):
         self._legacy_region = legacy_region
         self._accounts = accounts
 
+    @property
+    def flow_log_destination(self) -> str:
+        """Where VPC flow logs go: the prefix this bucket's policy lets log delivery write."""
+        return f"{self.bucket.bucket_arn}/{FLOW_LOG_PREFIX}"
+
     def log_server_access_of(self, bucket: s3.Bucket) -> None:
         """S3 server access logs of `bucket`, written here under its own prefix.
 

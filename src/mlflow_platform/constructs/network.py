@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from mlflow_platform.constructs.access_logs import AccessLogs
 from mlflow_platform.inputs import VPC_PREFIXES
 
 AZ_COUNT = 2
@@ -25,8 +25,7 @@ _PUBLIC, _PRIVATE, _ISOLATED = 0, 2, 4
 class NetworkProps:
     vpc_cidr: cdk.CfnParameter
     nat_gateways: cdk.CfnParameter
-    flow_log_bucket: s3.IBucket
-    flow_log_prefix: str
+    access_logs: AccessLogs
 
 
 class Network(Construct):
@@ -131,7 +130,7 @@ class Network(Construct):
             resource_type="VPC",
             traffic_type="ALL",
             log_destination_type="s3",
-            log_destination=f"{props.flow_log_bucket.bucket_arn}/{props.flow_log_prefix}",
+            log_destination=props.access_logs.flow_log_destination,
             max_aggregation_interval=600,
         )
 
