@@ -102,5 +102,6 @@ class EnvironmentStack(cdk.Stack):
                 contract.ROUTE_AUTHORIZATION: cdk.Fn.condition_if(
                     iam_auth.logical_id, "AWS_IAM", "NONE"
                 ).to_string(),
+                contract.ENVIRONMENT_NAME: inputs.environment_name.value_as_string,
             },
         )

@@ -27,25 +27,31 @@ ENVIRONMENT_NAME_PARAMETER = "EnvironmentName"
 @dataclass(frozen=True, kw_only=True)
 class ContractValue:
     name: str
-    """Output name in the environment, parameter name in the service."""
+    """Output name in the environment: Proton's `environment.outputs.<name>`."""
     ssm_key: str
     description: str
+    example: str
+    """A value of the right shape, for rendering example service specs."""
 
 
 VPC_LINK_ID = ContractValue(
     name="VpcLinkId",
     ssm_key="vpc-link-id",
     description="API Gateway VPC link into the tracking server's internal load balancer",
+    example="a1b2c3",
 )
 LISTENER_ARN = ContractValue(
     name="ListenerArn",
     ssm_key="listener-arn",
     description="Internal load balancer listener that the VPC link integration targets",
+    example="arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/mlflow/"
+    "0123456789abcdef/0123456789abcdef",
 )
 AUTH_MODE = ContractValue(
     name="TrackingAuthMode",
     ssm_key="auth-mode",
     description="How the tracking server authenticates requests: basic or iam",
+    example="basic",
 )
 
 ROUTE_AUTHORIZATION = ContractValue(
@@ -53,6 +59,13 @@ ROUTE_AUTHORIZATION = ContractValue(
     ssm_key="route-authorization-type",
     description="Authorization type of the routes in front of the tracking server: AWS_IAM in "
     "iam mode, NONE in basic mode (the tracking server authenticates)",
+    example="NONE",
+)
+ENVIRONMENT_NAME = ContractValue(
+    name="MlflowEnvironmentName",
+    ssm_key="environment-name",
+    description="Name of the environment: the prefix of its SSM parameters",
+    example="mlflow",
 )
 
 ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
@@ -60,6 +73,7 @@ ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
     LISTENER_ARN,
     AUTH_MODE,
     ROUTE_AUTHORIZATION,
+    ENVIRONMENT_NAME,
 )
 BY_NAME: Mapping[str, ContractValue] = {value.name: value for value in ENVIRONMENT_OUTPUTS}
 BY_SSM_KEY: Mapping[str, ContractValue] = {value.ssm_key: value for value in ENVIRONMENT_OUTPUTS}

@@ -8,10 +8,14 @@ deletion and replacement policies.
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
 from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
-from cfnlint.api import ManualArgs, lint
+import yaml
 
 # Regions the templates are checked against: resource and property availability differ.
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
@@ -31,6 +35,10 @@ class LintFinding:
 
 def lint_template(text: str, *, source: str) -> list[LintFinding]:
     """Every cfn-lint error and warning (and I3011) in one template's text."""
+    # Imported here: loading cfn-lint takes about a second, which a process that only hands
+    # templates to LintPool workers should not pay.
+    from cfnlint.api import ManualArgs, lint
+
     matches = lint(
         text,
         config=ManualArgs(
@@ -43,3 +51,58 @@ def lint_template(text: str, *, source: str) -> list[LintFinding]:
         LintFinding(source=source, rule=m.rule.id, message=m.message, line=m.linenumber)
         for m in matches
     ]
+
+
+_WARM_UP = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+
+
+def _warm_up() -> None:
+    """Load cfn-lint's rules and resource schemas once per worker, before real work arrives."""
+    lint_template(_WARM_UP, source="warm-up")
+
+
+def _lint_one(item: tuple[str, str]) -> list[LintFinding]:
+    source, text = item
+    return lint_template(text, source=source)
+
+
+class LintPool:
+    """cfn-lint in worker processes, started early so their start-up overlaps the synth.
+
+    Spawned, not forked: the parent may be running a jsii (Node) child by then.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers or max(2, os.cpu_count() or 2),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_warm_up,
+        )
+        self._submitted: dict[str, Future[list[LintFinding]]] = {}
+        # Start every worker now: the pool would otherwise spawn them on first use.
+        self._ready = [self._executor.submit(int) for _ in range(self._executor._max_workers)]
+
+    def submit(self, texts: Mapping[str, str]) -> list[Future[list[LintFinding]]]:
+        """Start linting now; the caller goes on (with the next synth) and collects later.
+
+        Each distinct template is linted once: a text that parses to the same document as one
+        already submitted (a Proton render with every input at its default, say, and the
+        Service Catalog template) shares that lint.
+        """
+        futures = []
+        # Largest first, so the longest lint does not start last.
+        for source, text in sorted(texts.items(), key=lambda kv: -len(kv[1])):
+            key = json.dumps(yaml.safe_load(text), sort_keys=True)
+            if key not in self._submitted:
+                self._submitted[key] = self._executor.submit(_lint_one, (source, text))
+                futures.append(self._submitted[key])
+        return futures
+
+    def lint(self, texts: Mapping[str, str]) -> list[LintFinding]:
+        return [finding for future in self.submit(texts) for finding in future.result()]
+
+    def __enter__(self) -> LintPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._executor.shutdown(cancel_futures=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import IConstruct
 
+from mlflow_platform.errors import PlatformError
+
 PACK = "AwsSolutions"
 _MIN_REASON = 40
 
@@ -27,7 +29,7 @@ class Finding:
         return f"{self.rule} at {self.path}: {self.description}"
 
 
-class NagFindingsError(Exception):
+class NagFindingsError(PlatformError):
     def __init__(self, findings: list[Finding]) -> None:
         self.findings = findings
         lines = "\n".join(f"  {f}" for f in findings)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from mlflow_platform import contract
 from mlflow_platform.templates import Kind
 
-# Parameter -> the Proton value it is bound to, by template kind.
+# Parameter -> the Proton value it is bound to instead of an input, by template kind.
 PROVIDED: Mapping[Kind, Mapping[str, str]] = {
     "environment": {"EnvironmentName": "environment.name"},
-    "service": {},
+    "service": {"EnvironmentName": f"environment.outputs.{contract.ENVIRONMENT_NAME.name}"},
 }
 INPUT_TYPE = {"environment": "EnvironmentInput", "service": "ServiceInput"}
 _WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")

@@ -1,0 +1,187 @@
+"""`invoke bundle`: synth -> render per channel -> verify -> write, in one pass.
+
+Nothing is written unless every check passes. Writes:
+- proton/<template>/v<major>/...   Proton bundles in template-sync layout (committed);
+- dist/proton/<template>-v<major>.tar.gz   archives for registration through the API;
+- dist/servicecatalog/<template>/template.yaml   Service Catalog templates.
+proton/specs/ holds the example specs; they are read, never written.
+With check=True nothing is written; the committed proton/ is compared with what renders now.
+
+Templates are synthesized one at a time so that cfn-lint, in worker processes, checks one
+template while the next one synthesizes.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from mlflow_platform import archive, render, verify
+from mlflow_platform.errors import PlatformError
+from mlflow_platform.lint import LintFinding, LintPool
+from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
+from mlflow_platform.synth import synthesize
+from mlflow_platform.templates import TemplateDefinition, all_templates
+
+MAJOR = 1
+SPECS_DIR = PROTON_DIR / "specs"
+
+
+class BundleCheckError(PlatformError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rendered:
+    definition: TemplateDefinition
+    template: dict
+    bundle: render.ProtonBundle
+    archive: bytes
+    service_catalog: str
+
+    @property
+    def bundle_dir(self) -> Path:
+        return PROTON_DIR / self.definition.name / f"v{MAJOR}"
+
+
+@dataclass(kw_only=True)
+class BundleResult:
+    written: list[Path] = field(default_factory=list)
+    specs: list[str] = field(default_factory=list)
+    linted: list[str] = field(default_factory=list)
+
+
+def spec_files(name: str) -> list[Path]:
+    return sorted((SPECS_DIR / name).glob("*.yaml"))
+
+
+def render_template(
+    definition: TemplateDefinition, template: dict, environments: tuple[str, ...]
+) -> Rendered:
+    """One synthesized template, rendered for both channels."""
+    bundle = render.proton_bundle(
+        template,
+        kind=definition.kind,
+        compatible_environments=environments if definition.kind == "service" else (),
+    )
+    return Rendered(
+        definition=definition,
+        template=template,
+        bundle=bundle,
+        archive=archive.tar_gz(bundle.files),
+        service_catalog=render.service_catalog_template(template),
+    )
+
+
+def _texts_to_lint(item: Rendered, result: BundleResult, problems: list[str]) -> dict[str, str]:
+    name = item.definition.name
+    files = spec_files(name)
+    if not files:
+        problems.append(f"no example specs in {SPECS_DIR.relative_to(ROOT)}/{name}/")
+    texts = {f"dist/servicecatalog/{name}/template.yaml": item.service_catalog}
+    try:
+        for spec in verify.render_specs(
+            kind=item.definition.kind, bundle=item.bundle, spec_files=files, root=ROOT
+        ):
+            label = spec.spec + (f" (instance {spec.instance})" if spec.instance else "")
+            texts[label] = spec.text
+            result.specs.append(label)
+    except verify.VerificationError as error:
+        problems += error.problems
+    problems += verify.limit_problems(f"proton/{name}/v{MAJOR}", item.bundle, len(item.archive))
+    result.linted += list(texts)
+    return texts
+
+
+def compatible_environments(definitions: tuple[TemplateDefinition, ...]) -> tuple[str, ...]:
+    return tuple(f"{d.name}:{MAJOR}" for d in definitions if d.kind == "environment")
+
+
+def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendered]:
+    """Every template rendered for both channels; raises VerificationError on any problem."""
+    definitions = all_templates()
+    environments = compatible_environments(definitions)
+    rendered: dict[str, Rendered] = {}
+    problems: list[str] = []
+    lints: list[Future[list[LintFinding]]] = []
+    for definition in definitions:
+        template = synthesize([definition]).templates[definition.name]
+        item = render_template(definition, template, environments)
+        rendered[definition.name] = item
+        lints += pool.submit(_texts_to_lint(item, result, problems))
+    environment = next(r for r in rendered.values() if r.definition.kind == "environment")
+    for item in rendered.values():
+        if item.definition.kind == "service":
+            problems += verify.contract_problems(
+                environment=environment.template,
+                service_proton_text="".join(item.bundle.files.values()),
+                service_catalog=yaml.safe_load(item.service_catalog),
+            )
+    problems += [f"cfn-lint: {finding}" for lint in lints for finding in lint.result()]
+    if problems:
+        raise verify.VerificationError(problems)
+    return rendered
+
+
+def bundle_files(rendered: dict[str, Rendered]) -> dict[Path, bytes]:
+    return {
+        item.bundle_dir / path: text.encode()
+        for item in rendered.values()
+        for path, text in item.bundle.files.items()
+    }
+
+
+def _dist_files(rendered: dict[str, Rendered]) -> dict[Path, bytes]:
+    files: dict[Path, bytes] = {}
+    for name, item in rendered.items():
+        files[DIST / "proton" / f"{name}-v{MAJOR}.tar.gz"] = item.archive
+        files[DIST / "servicecatalog" / name / "template.yaml"] = item.service_catalog.encode()
+    return files
+
+
+def _stale(expected: dict[Path, bytes], rendered: dict[str, Rendered]) -> list[Path]:
+    """Files under a bundle directory that the code no longer renders."""
+    return sorted(
+        path
+        for item in rendered.values()
+        if item.bundle_dir.exists()
+        for path in item.bundle_dir.rglob("*")
+        if path.is_file() and path not in expected
+    )
+
+
+def differences(expected: dict[Path, bytes], rendered: dict[str, Rendered]) -> list[str]:
+    """How the committed bundle files differ from what renders now."""
+    found = [f"{p.relative_to(ROOT)}: not rendered any more" for p in _stale(expected, rendered)]
+    for path, data in expected.items():
+        if not path.exists():
+            found.append(f"{path.relative_to(ROOT)}: missing")
+        elif path.read_bytes() != data:
+            found.append(f"{path.relative_to(ROOT)}: differs from what the code renders")
+    return found
+
+
+def build(*, check: bool = False) -> BundleResult:
+    result = BundleResult()
+    with LintPool() as pool:
+        rendered = render_and_verify(pool, result)
+    files = bundle_files(rendered)
+    if check:
+        found = differences(files, rendered)
+        if found:
+            raise BundleCheckError(
+                "the committed Proton bundles are not what the code renders now; run "
+                "`invoke bundle` and commit proton/:\n" + "\n".join(f"  {s}" for s in found)
+            )
+        return result
+    for path in _stale(files, rendered):
+        path.unlink()
+    for path, data in {**files, **_dist_files(rendered)}.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_bytes() != data:
+            path.write_bytes(data)
+        result.written.append(path)
+    return result

@@ -1,0 +1,64 @@
+"""`invoke bundle` end to end, and the cache that lets it skip work."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mlflow_platform import cache
+from mlflow_platform.paths import ROOT
+
+
+def test_bundle_check_renders_verifies_and_matches_the_committed_bundles():
+    """The whole pipeline, cfn-lint included, in a fresh process, ignoring any stamp."""
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "bundle", "--check", "--force", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["up_to_date"] is False and report["checked"] is True
+    assert len(report["specs"]) >= 4
+    assert "dist/servicecatalog/mlflow-environment/template.yaml" in report["linted"]
+    assert "dist/servicecatalog/mlflow-sagemaker-api/template.yaml" in report["linted"]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A stand-in project tree for the stamp logic."""
+    (tmp_path / "proton" / "specs").mkdir(parents=True)
+    (tmp_path / "proton" / "specs" / "a.yaml").write_text("proton: EnvironmentSpec\n")
+    bundle_dir = tmp_path / "proton" / "t" / "v1"
+    bundle_dir.mkdir(parents=True)
+    output = bundle_dir / "schema.yaml"
+    output.write_text("schema")
+    monkeypatch.setattr(cache, "ROOT", tmp_path)
+    monkeypatch.setattr(cache, "STAMP", tmp_path / "build" / "stamp.json")
+    return tmp_path, output
+
+
+def test_stamp_is_valid_until_a_source_or_an_output_changes(project):
+    root, output = project
+    key = cache.inputs_key()
+    assert not cache.up_to_date(key)
+    cache.record(key, [output])
+    assert cache.up_to_date(key)
+
+    (root / "proton" / "specs" / "a.yaml").write_text("proton: ServiceSpec\n")
+    assert cache.inputs_key() != key
+
+    output.write_text("edited by hand")
+    assert not cache.up_to_date(key)
+    output.write_text("schema")
+    assert cache.up_to_date(key)
+
+    (output.parent / "stray.yaml").write_text("x")
+    assert not cache.up_to_date(key)
+    (output.parent / "stray.yaml").unlink()
+    output.unlink()
+    assert not cache.up_to_date(key)

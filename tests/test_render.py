@@ -1,0 +1,146 @@
+"""Rendering for Proton and Service Catalog: bindings, escaping, layout, committed bundles."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+
+import jinja2
+import pytest
+import yaml
+
+from mlflow_platform import archive, bundle, contract, render
+from mlflow_platform.proton_schema import input_name
+
+
+def _cloudformation(item) -> str:
+    kind = item.definition.kind
+    return item.bundle.files[f"{render.INFRASTRUCTURE_DIR[kind]}/{render.TEMPLATE_FILE}"]
+
+
+def test_committed_bundles_are_what_the_code_renders(rendered):
+    """The same comparison `invoke bundle --check` makes, from this session's synth."""
+    assert bundle.differences(bundle.bundle_files(rendered), rendered) == []
+
+
+def test_bundle_layout_is_what_template_sync_reads(rendered):
+    assert set(rendered["mlflow-environment"].bundle.files) == {
+        "schema/schema.yaml",
+        "infrastructure/manifest.yaml",
+        "infrastructure/cloudformation.yaml",
+    }
+    service = rendered["mlflow-sagemaker-api"].bundle.files
+    assert set(service) == {
+        "schema/schema.yaml",
+        "instance_infrastructure/manifest.yaml",
+        "instance_infrastructure/cloudformation.yaml",
+        ".template-registration.yaml",
+    }
+    assert yaml.safe_load(service[".template-registration.yaml"]) == {
+        "compatible_environments": ["mlflow-environment:1"]
+    }
+    manifest = yaml.safe_load(service["instance_infrastructure/manifest.yaml"])
+    assert manifest == {
+        "instance_infrastructure": {
+            "templates": [
+                {
+                    "file": "cloudformation.yaml",
+                    "rendering_engine": "jinja",
+                    "template_language": "cloudformation",
+                }
+            ]
+        }
+    }
+
+
+def test_environment_inputs_are_bound_with_jinja(rendered, environment):
+    document = yaml.safe_load(_cloudformation(rendered["mlflow-environment"]))
+    for name, spec in document["Parameters"].items():
+        expected = (
+            "{{ environment.name }}"
+            if name == "EnvironmentName"
+            else f"{{{{ environment.inputs.{input_name(name)} }}}}"
+        )
+        assert spec["Default"] == expected, name
+        assert spec["Type"] == environment["Parameters"][name]["Type"]
+    assert document["Resources"] == environment["Resources"]
+
+
+def test_service_reads_the_contract_from_environment_outputs(rendered):
+    text = _cloudformation(rendered["mlflow-sagemaker-api"])
+    assert "resolve:ssm" not in text
+    used = set(re.findall(r"\{\{ environment\.outputs\.(\w+) \}\}", text))
+    assert used == {
+        contract.VPC_LINK_ID.name,
+        contract.LISTENER_ARN.name,
+        contract.ROUTE_AUTHORIZATION.name,
+        contract.ENVIRONMENT_NAME.name,
+    }
+    document = yaml.safe_load(text)
+    assert document["Parameters"]["EnvironmentName"]["Default"] == (
+        "{{ environment.outputs.MlflowEnvironmentName }}"
+    )
+    assert (
+        document["Parameters"]["TeamName"]["Default"] == "{{ service_instance.inputs.team_name }}"
+    )
+
+
+def test_service_catalog_templates_are_the_native_templates(rendered, synthesis):
+    for name, item in rendered.items():
+        assert yaml.safe_load(item.service_catalog) == synthesis.templates[name]
+    assert "resolve:ssm:/mlflow-platform/${EnvironmentName}/vpc-link-id" in (
+        rendered["mlflow-sagemaker-api"].service_catalog
+    )
+
+
+def test_dynamic_references_survive_jinja():
+    template = {
+        "Parameters": {"Size": {"Type": "Number", "Default": "1", "Description": "d"}},
+        "Resources": {
+            "Secret": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Value": "{{resolve:secretsmanager:db:SecretString:password}}"},
+            }
+        },
+    }
+    text = render.to_yaml(render.proton_cloudformation(template, kind="environment"))
+    out = (
+        jinja2.Environment(undefined=jinja2.StrictUndefined)
+        .from_string(text)
+        .render(environment={"name": "e", "inputs": {"size": 3}})
+    )
+    document = yaml.safe_load(out)
+    assert document["Resources"]["Secret"]["Properties"]["Value"] == (
+        "{{resolve:secretsmanager:db:SecretString:password}}"
+    )
+    assert document["Parameters"]["Size"]["Default"] == "3"
+
+
+def test_a_contract_value_the_environment_does_not_publish_is_refused():
+    template = {
+        "Resources": {
+            "Thing": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Value": {"Fn::Sub": "{{resolve:ssm:/mlflow-platform/${EnvironmentName}/nope}}"}
+                },
+            }
+        }
+    }
+    with pytest.raises(render.RenderError, match="'nope'"):
+        render.proton_cloudformation(template, kind="service")
+
+
+def test_archives_hold_the_bundle_at_their_root_and_are_reproducible(rendered):
+    item = rendered["mlflow-sagemaker-api"]
+    with tarfile.open(fileobj=io.BytesIO(item.archive), mode="r:gz") as tar:
+        names = sorted(tar.getnames())
+        content = tar.extractfile("schema/schema.yaml").read().decode()
+    assert names == [
+        "instance_infrastructure/cloudformation.yaml",
+        "instance_infrastructure/manifest.yaml",
+        "schema/schema.yaml",
+    ]
+    assert content == item.bundle.files["schema/schema.yaml"]
+    assert archive.tar_gz(item.bundle.files) == item.archive
