@@ -68,10 +68,60 @@ def bundle(c, check=False, force=False, json=False):
             print("proton/ matches what the code renders")
 
 
+@task(
+    positional=["action"],
+    help={
+        "action": "up (start what is not running; idempotent), down (stop what up started) "
+        "or status.",
+        "embedded": "With up: no PostgreSQL and no S3 endpoint; a SQLite file and a local "
+        "artifact directory, the same entrypoint and auth.",
+        "state_dir": "Where data, logs and credentials live (default .local/).",
+        "json": "Print the result as JSON instead of lines of text.",
+    },
+)
+def local(c, action, embedded=False, state_dir=None, json=False):
+    """The platform on this machine: PostgreSQL, an S3 endpoint and the tracking server."""
+    from pathlib import Path
+
+    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.local import LocalPlatform
+    from mlflow_platform.paths import ROOT
+
+    platform = LocalPlatform(
+        Path(state_dir) if state_dir else ROOT / ".local",
+        progress=(lambda _: None) if json else (lambda line: print(line, flush=True)),
+    )
+    try:
+        if action == "up":
+            result = platform.up(embedded=embedded)
+        elif action == "down":
+            result = {"stopped": platform.down()}
+        elif action == "status":
+            result = platform.status()
+        else:
+            raise Exit(f"invoke local: action {action!r}: must be up, down or status", code=2)
+    except PlatformError as error:
+        raise Exit(f"invoke local: {error}", code=1) from None
+    if json:
+        print(jsonlib.dumps(result))
+    elif action == "up":
+        print(f"MLFLOW_TRACKING_URI={result['tracking_uri']}")
+        print(f"MLFLOW_TRACKING_USERNAME={result['username']}")
+        print(f"MLFLOW_TRACKING_PASSWORD={result['password']}")
+    elif action == "down":
+        print("stopped: " + (", ".join(result["stopped"]) or "nothing was running"))
+    else:
+        for name, component in result.items() or {}:
+            state = "running" if component["running"] else "stopped"
+            print(f"{name:<9}{state:<9}port {component['port']}")
+        if not result:
+            print("nothing has been started")
+
+
 def _relative(path):
     from mlflow_platform.paths import ROOT
 
     return str(path.relative_to(ROOT))
 
 
-namespace = Collection(synth, bundle)
+namespace = Collection(synth, bundle, local)

@@ -1,11 +1,19 @@
-"""The names of the settings the tracking server container receives.
+"""The settings the tracking server container receives, their names and their rules.
 
 The environment template writes these names into the task definition and the entrypoint reads
 them, so both import them from here. Names under SECRETS arrive as ECS secrets from Secrets
-Manager, never as plain environment variables in the task definition.
+Manager, never as plain environment variables in the task definition. `from_environ` refuses
+missing or malformed settings with one line per problem, naming the setting, the value (never
+a secret's value) and the rule.
 """
 
 from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
 
 PORT = 5000
 HEALTH_PATH = "/health"
@@ -17,6 +25,13 @@ DB_PORT = "MLFLOW_PLATFORM_DB_PORT"
 DB_NAME = "MLFLOW_PLATFORM_DB_NAME"
 ARTIFACTS_DESTINATION = "MLFLOW_PLATFORM_ARTIFACTS_DESTINATION"
 ALLOWED_HOSTS = "MLFLOW_PLATFORM_ALLOWED_HOSTS"
+# Optional.
+SERVER_PORT = "MLFLOW_PLATFORM_PORT"
+BIND_ADDRESS = "MLFLOW_PLATFORM_BIND_ADDRESS"
+WORKERS = "MLFLOW_PLATFORM_WORKERS"
+AUTH_CACHE_SECONDS = "MLFLOW_PLATFORM_AUTH_CACHE_SECONDS"
+# Local only (invoke local --embedded): a SQLite file instead of PostgreSQL.
+SQLITE_PATH = "MLFLOW_PLATFORM_SQLITE_PATH"
 
 DB_USERNAME = "MLFLOW_PLATFORM_DB_USERNAME"
 DB_PASSWORD = "MLFLOW_PLATFORM_DB_PASSWORD"
@@ -25,3 +40,157 @@ ADMIN_PASSWORD = "MLFLOW_PLATFORM_ADMIN_PASSWORD"
 SECRET_KEY = "MLFLOW_PLATFORM_SECRET_KEY"
 
 SECRETS = (DB_USERNAME, DB_PASSWORD, ADMIN_USERNAME, ADMIN_PASSWORD, SECRET_KEY)
+
+DEFAULT_WORKERS = 2
+DEFAULT_AUTH_CACHE_SECONDS = 60
+MIN_PASSWORD = 12
+MIN_SECRET_KEY = 32
+_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+class SettingsError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Database:
+    """PostgreSQL (the cloud and `invoke local`) or a SQLite file (`invoke local --embedded`)."""
+
+    host: str | None = None
+    port: int | None = None
+    name: str | None = None
+    username: str | None = None
+    password: str | None = None
+    sqlite_path: str | None = None
+
+    def uri(self, database: str | None = None) -> str:
+        if self.sqlite_path:
+            path = self.sqlite_path if database is None else f"{self.sqlite_path}.{database}"
+            return f"sqlite:///{path}"
+        user = quote(self.username or "", safe="")
+        password = quote(self.password or "", safe="")
+        return (
+            f"postgresql+psycopg2://{user}:{password}@{self.host}:{self.port}/"
+            f"{database or self.name}"
+        )
+
+    @property
+    def auth_database(self) -> str:
+        return "auth" if self.sqlite_path else f"{self.name}_auth"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    auth_mode: str
+    database: Database
+    artifacts_destination: str
+    allowed_hosts: tuple[str, ...]
+    port: int
+    bind_address: str
+    workers: int
+    auth_cache_seconds: int
+    admin_username: str | None
+    admin_password: str | None
+    secret_key: str | None
+
+    def __repr__(self) -> str:  # never print a secret
+        return f"Settings(auth_mode={self.auth_mode!r}, port={self.port}, workers={self.workers})"
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, low: int, high: int,
+         problems: list[str]) -> int:  # fmt: skip
+    raw = env.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            problems.append(f"{name} is missing: a whole number from {low} to {high}")
+            return 0
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        problems.append(f"{name}={raw!r}: must be a whole number from {low} to {high}")
+        return 0
+    return int(raw)
+
+
+def _bind_address(env: Mapping[str, str], problems: list[str]) -> str:
+    """All interfaces in a task (its security group admits the load balancer only)."""
+    value = env.get(BIND_ADDRESS) or "0.0.0.0"
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        problems.append(f"{BIND_ADDRESS}={value!r}: must be an IPv4 address")
+    return value
+
+
+def _required(env: Mapping[str, str], name: str, problems: list[str], what: str) -> str:
+    value = env.get(name, "")
+    if not value:
+        problems.append(f"{name} is missing: {what}")
+    return value
+
+
+def from_environ(env: Mapping[str, str]) -> Settings:
+    problems: list[str] = []
+    auth_mode = env.get(AUTH_MODE, "")
+    if auth_mode not in AUTH_MODES:
+        problems.append(f"{AUTH_MODE}={auth_mode!r}: must be one of {', '.join(AUTH_MODES)}")
+
+    if env.get(SQLITE_PATH):
+        database = Database(sqlite_path=env[SQLITE_PATH])
+    else:
+        host = _required(env, DB_HOST, problems, "the PostgreSQL host name")
+        port = _int(env, DB_PORT, None, 1, 65535, problems)
+        name = _required(env, DB_NAME, problems, "the PostgreSQL database name")
+        if name and not _DB_NAME.match(name):
+            problems.append(f"{DB_NAME}={name!r}: letters, digits and _, not starting with a digit")
+        username = _required(env, DB_USERNAME, problems, "the database user (an ECS secret)")
+        password = _required(env, DB_PASSWORD, problems, "the database password (an ECS secret)")
+        database = Database(host=host, port=port, name=name, username=username, password=password)
+
+    destination = _required(env, ARTIFACTS_DESTINATION, problems, "where artifacts are stored")
+    if destination and not (
+        re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", destination)
+        or (env.get(SQLITE_PATH) and destination.startswith("/"))
+    ):
+        problems.append(
+            f"{ARTIFACTS_DESTINATION}={destination!r}: must be s3://<bucket>[/<prefix>]"
+        )
+
+    hosts = tuple(h.strip() for h in env.get(ALLOWED_HOSTS, "").split(",") if h.strip())
+    for host in hosts:
+        if not _HOST.match(host):
+            problems.append(f"{ALLOWED_HOSTS}: {host!r} is not a host name, *.domain or host:port")
+
+    admin_username = admin_password = secret_key = None
+    if auth_mode == "basic":
+        admin_username = _required(env, ADMIN_USERNAME, problems, "the MLflow admin user")
+        if admin_username and not _USERNAME.match(admin_username):
+            problems.append(f"{ADMIN_USERNAME}={admin_username!r}: letters, digits and ._@-")
+        admin_password = _required(env, ADMIN_PASSWORD, problems, "the MLflow admin password")
+        if admin_password and len(admin_password) < MIN_PASSWORD:
+            problems.append(f"{ADMIN_PASSWORD}: at least {MIN_PASSWORD} characters")
+        secret_key = _required(env, SECRET_KEY, problems, "the session signing key")
+        if secret_key and len(secret_key) < MIN_SECRET_KEY:
+            problems.append(f"{SECRET_KEY}: at least {MIN_SECRET_KEY} characters")
+
+    settings = Settings(
+        auth_mode=auth_mode,
+        database=database,
+        artifacts_destination=destination,
+        allowed_hosts=hosts,
+        port=_int(env, SERVER_PORT, PORT, 1, 65535, problems),
+        bind_address=_bind_address(env, problems),
+        workers=_int(env, WORKERS, DEFAULT_WORKERS, 1, 64, problems),
+        auth_cache_seconds=_int(
+            env, AUTH_CACHE_SECONDS, DEFAULT_AUTH_CACHE_SECONDS, 0, 3600, problems
+        ),
+        admin_username=admin_username,
+        admin_password=admin_password,
+        secret_key=secret_key,
+    )  # fmt: skip
+    if problems:
+        raise SettingsError(problems)
+    return settings

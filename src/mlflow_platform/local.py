@@ -1,0 +1,380 @@
+"""`invoke local`: the platform on this machine, for development and tests.
+
+The tracking server starts through the same entrypoint, with the same settings and the same auth
+as in the cloud. Beside it: a real PostgreSQL (Debian's `postgresql` package, its own data
+directory, loopback only) and an S3-compatible endpoint (moto's server) with the bucket created.
+`--embedded` swaps both for a SQLite file and a local artifact directory.
+
+State lives in one directory (default `.local/` in the repository): data, logs, the ports and
+process ids, and the generated credentials (mode 600), kept across `down` and `up` so that the
+database's users stay valid. `up` starts whatever is not running; `down` stops exactly what
+`up` started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow_platform.errors import PlatformError
+from tracking_server import settings as names
+
+BUCKET = "mlflow-artifacts"
+DATABASE = "mlflow"
+DB_USER = "mlflow"
+ADMIN = "admin"
+REGION = "us-east-1"
+COMPONENTS = ("postgres", "s3", "server")
+
+
+class LocalPlatformError(PlatformError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    admin_password: str
+    db_password: str
+    secret_key: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}{names.HEALTH_PATH}", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def postgres_bin() -> Path:
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4])
+    )
+    if not found:
+        raise LocalPlatformError(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql: install Debian's "
+            "postgresql package (apt-get install postgresql), or use `invoke local up --embedded`"
+        )
+    return Path(found[-1]).parent
+
+
+class LocalPlatform:
+    def __init__(self, state_dir: Path, *, progress: Callable[[str], None] = print) -> None:
+        self.dir = state_dir
+        self.progress = progress
+        self.state_file = state_dir / "state.json"
+
+    # -- state ---------------------------------------------------------------------------
+    def _state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f, indent=1)
+
+    def _credentials(self) -> Credentials:
+        path = self.dir / "credentials.json"
+        if path.exists():
+            return Credentials(**json.loads(path.read_text()))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        credentials = Credentials(
+            admin_password=secrets.token_urlsafe(18),
+            db_password=secrets.token_urlsafe(18),
+            secret_key=secrets.token_urlsafe(48),
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(credentials.__dict__, f)
+        return credentials
+
+    # -- public --------------------------------------------------------------------------
+    def up(self, *, embedded: bool = False, server_env: dict[str, str] | None = None) -> dict:
+        """Start whatever is not running; returns the connection details."""
+        state = self._state()
+        if state.get("embedded", embedded) != embedded:
+            if any(c["running"] for c in self.status().values()):
+                running = "embedded" if state["embedded"] else "with PostgreSQL"
+                raise LocalPlatformError(
+                    f"the local platform in {self.dir} runs {running}; `invoke local down` first"
+                )
+            state = {}
+        state["embedded"] = embedded
+        credentials = self._credentials()
+        if not embedded:
+            self._ensure_postgres(state, credentials)
+            self._ensure_s3(state)
+        self._ensure_server(state, credentials, server_env or {})
+        return self.details()
+
+    def details(self) -> dict:
+        state = self._state()
+        credentials = self._credentials()
+        server = state.get("server", {})
+        return {
+            "tracking_uri": f"http://127.0.0.1:{server.get('port')}",
+            "username": ADMIN,
+            "password": credentials.admin_password,
+            "embedded": state.get("embedded", False),
+            "s3_endpoint": f"http://127.0.0.1:{state['s3']['port']}" if "s3" in state else None,
+            "bucket": BUCKET if "s3" in state else None,
+        }
+
+    def status(self) -> dict[str, dict]:
+        state = self._state()
+        report = {}
+        for name in COMPONENTS:
+            if name not in state:
+                continue
+            component = state[name]
+            running = (
+                self._postgres_running(state)
+                if name == "postgres"
+                else _alive(component.get("pid"))
+            )
+            report[name] = {
+                "running": running,
+                "port": component.get("port"),
+                "pid": component.get("pid"),
+            }
+        return report
+
+    def down(self, components: tuple[str, ...] = COMPONENTS) -> list[str]:
+        """Stop what `up` started, server first; returns what was stopped.
+
+        Ports stay recorded, so the next `up` brings each part back where the others expect it.
+        """
+        state = self._state()
+        stopped = []
+        for name in reversed(COMPONENTS):
+            if name not in components or name not in state:
+                continue
+            if name == "postgres":
+                if self._postgres_running(state):
+                    self._pg("pg_ctl", "-D", str(self._pg_data), "-m", "fast", "-w", "stop")
+                    stopped.append(name)
+            elif _alive(state[name].get("pid")):
+                self._stop_process(state[name]["pid"])
+                stopped.append(name)
+            state[name].pop("pid", None)
+            self._save(state)
+        return stopped
+
+    # -- postgres ------------------------------------------------------------------------
+    @property
+    def _pg_data(self) -> Path:
+        return self.dir / "postgres" / "data"
+
+    def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = [str(postgres_bin() / tool), *args]
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=check)
+
+    def _postgres_running(self, state: dict) -> bool:
+        if not self._pg_data.exists():
+            return False
+        return self._pg("pg_ctl", "-D", str(self._pg_data), "status", check=False).returncode == 0
+
+    def _ensure_postgres(self, state: dict, credentials: Credentials) -> None:
+        if "postgres" in state and self._postgres_running(state):
+            return
+        root = self.dir / "postgres"
+        root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(root, "postgres", "postgres")
+            reachable = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(root)])
+            if reachable.returncode != 0:
+                raise LocalPlatformError(
+                    f"the postgres user cannot reach {root}: every directory above it must be "
+                    "searchable by others (chmod o+x), or choose another state directory"
+                )
+        fresh = not (self._pg_data / "PG_VERSION").exists()
+        if fresh:
+            self.progress("initializing PostgreSQL data directory")
+            self._pg("initdb", "-D", str(self._pg_data), "-U", "postgres",
+                     "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8")  # fmt: skip
+        port = state.get("postgres", {}).get("port") or _free_port()
+        self.progress(f"starting PostgreSQL on 127.0.0.1:{port}")
+        started = self._pg(
+            "pg_ctl", "-D", str(self._pg_data), "-l", str(root / "postgres.log"), "-w",
+            "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start", check=False,
+        )  # fmt: skip
+        if started.returncode != 0:
+            raise LocalPlatformError(
+                f"PostgreSQL did not start: {started.stderr.strip() or started.stdout.strip()} "
+                f"(log: {root / 'postgres.log'})"
+            )
+        state["postgres"] = {"port": port}
+        self._save(state)
+        if fresh:
+            password = credentials.db_password.replace("'", "''")
+            self._psql(port, f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{password}'")
+            self._psql(port, f"CREATE DATABASE {DATABASE} OWNER {DB_USER}")
+
+    def _psql(self, port: int, sql: str) -> None:
+        self._pg("psql", "-h", str(self.dir / "postgres"), "-p", str(port), "-U", "postgres",
+                 "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql)  # fmt: skip
+
+    # -- s3 ------------------------------------------------------------------------------
+    def _ensure_s3(self, state: dict) -> None:
+        if "s3" in state and _alive(state["s3"].get("pid")):
+            return
+        port = state.get("s3", {}).get("port") or _free_port()
+        self.progress(f"starting S3 endpoint (moto) on 127.0.0.1:{port}")
+        process = self._spawn(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            log="s3.log",
+            env=os.environ.copy(),
+        )
+        state["s3"] = {"port": port, "pid": process.pid}
+        self._save(state)
+        endpoint = f"http://127.0.0.1:{port}"
+        self._wait(lambda: _port_open(port), "the S3 endpoint", process.pid, "s3.log", 30)
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
+                          aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+        s3.create_bucket(Bucket=BUCKET)
+
+    # -- tracking server -----------------------------------------------------------------
+    def server_environment(self, state: dict, credentials: Credentials) -> dict[str, str]:
+        """The settings the cloud passes to the container, with local values."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_PLATFORM_")}
+        env.update({
+            names.AUTH_MODE: "basic",
+            names.SERVER_PORT: str(state["server"]["port"]),
+            names.BIND_ADDRESS: "127.0.0.1",
+            names.ADMIN_USERNAME: ADMIN,
+            names.ADMIN_PASSWORD: credentials.admin_password,
+            names.SECRET_KEY: credentials.secret_key,
+        })  # fmt: skip
+        if state["embedded"]:
+            data = self.dir / "embedded"
+            data.mkdir(parents=True, exist_ok=True)
+            env[names.SQLITE_PATH] = str(data / "mlflow.db")
+            env[names.ARTIFACTS_DESTINATION] = str(data / "artifacts")
+        else:
+            env.update({
+                names.DB_HOST: "127.0.0.1",
+                names.DB_PORT: str(state["postgres"]["port"]),
+                names.DB_NAME: DATABASE,
+                names.DB_USERNAME: DB_USER,
+                names.DB_PASSWORD: credentials.db_password,
+                names.ARTIFACTS_DESTINATION: f"s3://{BUCKET}/artifacts",
+                "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{state['s3']['port']}",
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+            })  # fmt: skip
+        return env
+
+    def _ensure_server(self, state: dict, credentials: Credentials, extra: dict[str, str]) -> None:
+        server = state.get("server", {})
+        if _alive(server.get("pid")) and _healthy(f"http://127.0.0.1:{server.get('port')}"):
+            return
+        port = state.get("server", {}).get("port") or _free_port()
+        state["server"] = {"port": port}
+        self._save(state)
+        env = {**self.server_environment(state, credentials), **extra}
+        self.progress(f"starting the tracking server on 127.0.0.1:{port}")
+        process = self._spawn([sys.executable, "-m", "tracking_server.entrypoint"],
+                              log="server.log", env=env)  # fmt: skip
+        state["server"]["pid"] = process.pid
+        self._save(state)
+        url = f"http://127.0.0.1:{port}"
+        self._wait(lambda: _healthy(url), "the tracking server", process.pid, "server.log", 180)
+
+    # -- processes -----------------------------------------------------------------------
+    def _spawn(self, argv: list[str], *, log: str, env: dict[str, str]) -> subprocess.Popen:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / log, "ab") as out:
+            return subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+
+    def _wait(
+        self, ready: Callable[[], bool], what: str, pid: int, log: str, timeout: float
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        last_report = time.monotonic()
+        while not ready():
+            if not _alive(pid):
+                tail = (self.dir / log).read_text(errors="replace").splitlines()[-15:]
+                raise LocalPlatformError(
+                    f"{what} exited; last lines of {self.dir / log}:\n" + "\n".join(tail)
+                )
+            if time.monotonic() > deadline:
+                raise LocalPlatformError(
+                    f"{what} not ready after {timeout:.0f}s; see {self.dir / log}"
+                )
+            if time.monotonic() - last_report > 10:
+                self.progress(f"still waiting for {what}")
+                last_report = time.monotonic()
+            time.sleep(0.2)
+
+    @staticmethod
+    def _stop_process(pid: int, timeout: float = 20) -> None:
+        """The whole process group: the server's workers go with it."""
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,0 +1,182 @@
+"""Start the MLflow tracking server as the platform runs it, in the cloud and locally alike.
+
+1. Read and check the settings (`settings.from_environ`); refuse to start, naming each problem.
+2. Wait for the database, then, under a PostgreSQL advisory lock so that tasks starting together
+   take turns: create or upgrade the tracking schema, and in basic mode the auth database, its
+   schema and the admin user.
+3. Replace this process with `mlflow server`. Credentials reach it through the environment and a
+   private config file, never the command line, which any process on the host can read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tracking_server import settings as names
+from tracking_server.settings import Settings, SettingsError, from_environ
+
+DATABASE_WAIT_SECONDS = 300
+_MIGRATION_LOCK = 0x6D6C666C  # "mlfl": one advisory lock id for every task of the platform
+# Each user sees only what they created or were granted; the admin grants the rest.
+DEFAULT_PERMISSION = "NO_PERMISSIONS"
+
+
+def log(message: str) -> None:
+    print(f"tracking-server: {message}", file=sys.stderr, flush=True)
+
+
+def wait_for_database(settings: Settings, timeout: float = DATABASE_WAIT_SECONDS) -> None:
+    if settings.database.sqlite_path:
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(settings.database.uri(), pool_pre_ping=True)
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        try:
+            with engine.connect():
+                return
+        except sqlalchemy.exc.OperationalError as error:
+            attempt += 1
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"tracking-server: database {settings.database.host}:"
+                    f"{settings.database.port} not reachable after {timeout:.0f}s: "
+                    f"{type(error.orig).__name__}"
+                ) from None
+            if attempt % 5 == 1:
+                log(f"waiting for database {settings.database.host}:{settings.database.port}")
+            time.sleep(2)
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def migration_lock(settings: Settings) -> Iterator[None]:
+    if settings.database.sqlite_path:
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(settings.database.uri())
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})"))
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})"))
+    engine.dispose()
+
+
+def migrate_tracking(settings: Settings) -> None:
+    """Create the schema on an empty database, upgrade an older one; no-op when current."""
+    from mlflow.store.db.utils import _all_tables_exist, _initialize_tables, _upgrade_db
+    from mlflow.store.db.utils import create_sqlalchemy_engine_with_retry as engine_for
+
+    engine = engine_for(settings.database.uri())
+    try:
+        if _all_tables_exist(engine):
+            _upgrade_db(engine)
+        else:
+            _initialize_tables(engine)
+    finally:
+        engine.dispose()
+
+
+def ensure_auth_database(settings: Settings) -> str:
+    """The auth database beside the tracking one, created if missing; returns its URI."""
+    database = settings.database
+    if not database.sqlite_path:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(database.uri(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            exists = connection.execute(
+                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": database.auth_database},
+            ).scalar()
+            if not exists:
+                log(f"creating database {database.auth_database}")
+                connection.execute(sqlalchemy.text(f'CREATE DATABASE "{database.auth_database}"'))
+        engine.dispose()
+    return database.uri(database.auth_database)
+
+
+def prepare_auth(settings: Settings, auth_uri: str) -> None:
+    """Auth schema migrated and the admin user present, before any worker starts."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(auth_uri)
+    assert settings.admin_username and settings.admin_password
+    if not store.has_user(settings.admin_username):
+        log(f"creating admin user {settings.admin_username}")
+        store.create_user(settings.admin_username, settings.admin_password, is_admin=True)
+
+
+def auth_config(settings: Settings, auth_uri: str, directory: Path) -> Path:
+    path = directory / "basic_auth.ini"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as config:
+        config.write(
+            "[mlflow]\n"
+            f"default_permission = {DEFAULT_PERMISSION}\n"
+            f"database_uri = {auth_uri}\n"
+            f"admin_username = {settings.admin_username}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            f"auth_cache_ttl_seconds = {settings.auth_cache_seconds}\n"
+        )
+    return path
+
+
+def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of `mlflow server`; no secret in argv."""
+    env = {k: v for k, v in os.environ.items() if k not in names.SECRETS}
+    env["MLFLOW_BACKEND_STORE_URI"] = settings.database.uri()
+    env["MLFLOW_ARTIFACTS_DESTINATION"] = settings.artifacts_destination
+    allowed = ("localhost", "127.0.0.1", f"localhost:{settings.port}",
+               f"127.0.0.1:{settings.port}", *settings.allowed_hosts)  # fmt: skip
+    argv = [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", settings.bind_address,
+        "--port", str(settings.port),
+        "--workers", str(settings.workers),
+        "--serve-artifacts",
+        "--allowed-hosts", ",".join(allowed),
+    ]  # fmt: skip
+    if settings.auth_mode == "basic":
+        auth_uri = ensure_auth_database(settings)
+        prepare_auth(settings, auth_uri)
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(settings, auth_uri, config_dir))
+        assert settings.secret_key
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = settings.secret_key
+        argv += ["--app-name", "basic-auth"]
+    return argv, env
+
+
+def main() -> None:
+    try:
+        settings = from_environ(os.environ)
+    except SettingsError as error:
+        log("refusing to start:")
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+    wait_for_database(settings)
+    config_dir = Path(tempfile.mkdtemp(prefix="mlflow-platform-"))
+    with migration_lock(settings):
+        migrate_tracking(settings)
+        argv, env = server_command(settings, config_dir)
+    log(f"starting mlflow server on port {settings.port} ({settings.auth_mode} auth)")
+    os.execvpe(argv[0], argv, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The real MLflow client against the real tracking server, as `invoke local` runs it:
+PostgreSQL, an S3 endpoint, basic auth, all started through the cloud's entrypoint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from mlflow_platform.local import LocalPlatform
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _state_dir() -> Path:
+    """Under /tmp, searchable by the postgres user (pytest's own tmp dirs are not)."""
+    path = Path(tempfile.mkdtemp(prefix="mlflow-local-"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def platform():
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
+    state = _state_dir()
+    local = LocalPlatform(state, progress=lambda _: None)
+    try:
+        yield local, local.up()
+    finally:
+        local.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _client(details, password=None, username=None):
+    from mlflow import MlflowClient
+
+    os.environ["MLFLOW_TRACKING_USERNAME"] = username or details["username"]
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = password or details["password"]
+    return MlflowClient(details["tracking_uri"])
+
+
+def test_up_is_idempotent_and_status_says_what_runs(platform):
+    local, details = platform
+    before = local.status()
+    assert {name: c["running"] for name, c in before.items()} == {
+        "postgres": True,
+        "s3": True,
+        "server": True,
+    }
+    assert local.up() == details
+    assert local.status() == before  # nothing restarted
+
+
+def test_tracking_round_trip(platform, tmp_path):
+    _, details = platform
+    client = _client(details)
+    experiment = client.create_experiment(f"round-trip-{time.time_ns()}")
+    run = client.create_run(experiment, tags={"team": "fraud"})
+    run_id = run.info.run_id
+    client.log_param(run_id, "alpha", "0.5")
+    for step in range(5):
+        client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
+    client.set_tag(run_id, "stage", "candidate")
+    small = tmp_path / "notes.txt"
+    small.write_text("hello mlflow")
+    large = tmp_path / "weights.bin"
+    large.write_bytes(os.urandom(5 * 1024 * 1024 + 123))
+    client.log_artifact(run_id, str(small))
+    client.log_artifact(run_id, str(large), artifact_path="model")
+    client.set_terminated(run_id)
+
+    fetched = client.get_run(run_id)
+    assert fetched.data.params == {"alpha": "0.5"}
+    assert fetched.data.tags["team"] == "fraud" and fetched.data.tags["stage"] == "candidate"
+    history = client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, 1.0 / (s + 1)) for s in range(5)]
+    out = Path(client.download_artifacts(run_id, "", str(tmp_path / "out")))
+    assert (out / "notes.txt").read_text() == "hello mlflow"
+    assert (out / "model" / "weights.bin").read_bytes() == large.read_bytes()
+
+    name = f"model-{time.time_ns()}"
+    client.create_registered_model(name)
+    version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+    assert client.get_model_version(name, version.version).run_id == run_id
+    assert client.get_registered_model(name).name == name
+
+
+@pytest.mark.parametrize("auth", [None, ("admin", "wrong-password-123")])
+def test_missing_or_wrong_credentials_get_401_and_write_nothing(platform, auth):
+    _, details = platform
+    name = f"intruder-{time.time_ns()}"
+    response = requests.post(
+        f"{details['tracking_uri']}/api/2.0/mlflow/experiments/create",
+        json={"name": name},
+        auth=auth,
+        timeout=30,
+    )
+    assert response.status_code == 401
+    assert _client(details).get_experiment_by_name(name) is None
+
+
+def test_four_concurrent_clients_lose_no_metric(platform):
+    _, details = platform
+    client = _client(details)
+    experiment = client.create_experiment(f"concurrent-{time.time_ns()}")
+    runs = [client.create_run(experiment).info.run_id for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def log(run_id: str) -> None:
+        from mlflow.entities import Metric
+
+        try:
+            for batch in range(10):
+                metrics = [Metric("m", float(i), 0, batch * 100 + i) for i in range(100)]
+                client.log_batch(run_id, metrics=metrics)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=log, args=(run_id,)) for run_id in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for run_id in runs:
+        history = client.get_metric_history(run_id, "m")
+        assert sorted(m.step for m in history) == list(range(1000))
+
+
+def _log_until(client, run_id, steps, acknowledged, stop_after=None):
+    for step in steps:
+        try:
+            client.log_metric(run_id, "ack", float(step), step=step)
+        except Exception:
+            continue
+        acknowledged.append(step)
+
+
+def test_acknowledged_metrics_survive_a_server_kill_and_a_database_restart(platform):
+    local, details = platform
+    client = _client(details)
+    experiment = client.create_experiment(f"restarts-{time.time_ns()}")
+    run_id = client.create_run(experiment).info.run_id
+    acknowledged: list[int] = []
+
+    _log_until(client, run_id, range(0, 20), acknowledged)
+    server_pid = local.status()["server"]["pid"]
+    local._stop_process(server_pid, timeout=0)  # SIGKILL-level: no graceful shutdown
+    _log_until(client, run_id, range(20, 25), acknowledged)  # refused while down
+    local.up()
+    assert local.status()["server"]["pid"] != server_pid
+    _log_until(client, run_id, range(25, 45), acknowledged)
+
+    local.down(("postgres",))
+    _log_until(client, run_id, range(45, 50), acknowledged)
+    local.up()
+    _log_until(client, run_id, range(50, 70), acknowledged)
+
+    stored = sorted(m.step for m in client.get_metric_history(run_id, "ack"))
+    assert stored == sorted(acknowledged)
+    assert set(range(0, 20)) | set(range(25, 45)) | set(range(51, 70)) <= set(stored)
+
+
+def test_embedded_mode_uses_the_same_entrypoint(tmp_path):
+    local = LocalPlatform(tmp_path, progress=lambda _: None)
+    try:
+        details = local.up(embedded=True)
+        assert details["embedded"] is True and details["s3_endpoint"] is None
+        client = _client(details)
+        experiment = client.create_experiment("embedded")
+        run_id = client.create_run(experiment).info.run_id
+        client.log_metric(run_id, "m", 1.0)
+        assert client.get_run(run_id).data.metrics == {"m": 1.0}
+        assert (tmp_path / "embedded" / "mlflow.db").exists()
+        assert requests.get(f"{details['tracking_uri']}/api/2.0/mlflow/experiments/search",
+                            timeout=10).status_code == 401  # fmt: skip
+    finally:
+        assert set(local.down()) == {"server"}

@@ -1,0 +1,109 @@
+"""The entrypoint's settings: what the cloud passes, refused clearly when missing or malformed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy
+
+from tracking_server import settings as names
+from tracking_server.entrypoint import server_command
+from tracking_server.settings import SettingsError, from_environ
+
+GOOD = {
+    names.AUTH_MODE: "iam",
+    names.DB_HOST: "db.internal",
+    names.DB_PORT: "5432",
+    names.DB_NAME: "mlflow",
+    names.DB_USERNAME: "mlflow",
+    names.DB_PASSWORD: "p@ss:w/rd%?#&=",
+    names.ARTIFACTS_DESTINATION: "s3://bucket-1/artifacts",
+    names.ALLOWED_HOSTS: "*.execute-api.eu-west-1.amazonaws.com",
+}
+BASIC = {
+    **GOOD,
+    names.AUTH_MODE: "basic",
+    names.ADMIN_USERNAME: "admin",
+    names.ADMIN_PASSWORD: "a-long-admin-password",
+    names.SECRET_KEY: "k" * 48,
+}
+
+
+def test_database_uri_escapes_the_credentials():
+    uri = from_environ(GOOD).database.uri()
+    url = sqlalchemy.engine.make_url(uri)
+    assert url.password == GOOD[names.DB_PASSWORD]
+    assert url.username == "mlflow" and url.host == "db.internal" and url.database == "mlflow"
+    assert from_environ(GOOD).database.uri("mlflow_auth").endswith("/mlflow_auth")
+
+
+def test_defaults_for_the_optional_settings():
+    settings = from_environ(GOOD)
+    assert settings.port == names.PORT
+    assert settings.bind_address == "0.0.0.0"
+    assert settings.workers == names.DEFAULT_WORKERS
+    assert settings.auth_cache_seconds == 60
+    assert "p@ss" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({names.AUTH_MODE: "oauth"}, f"{names.AUTH_MODE}='oauth': must be one of basic, iam"),
+        ({names.DB_HOST: ""}, f"{names.DB_HOST} is missing"),
+        ({names.DB_PORT: "54x"}, f"{names.DB_PORT}='54x': must be a whole number from 1 to 65535"),
+        ({names.DB_NAME: "1db"}, f"{names.DB_NAME}='1db'"),
+        ({names.ARTIFACTS_DESTINATION: "/tmp/x"}, "must be s3://<bucket>[/<prefix>]"),
+        ({names.ALLOWED_HOSTS: "good.example,bad host"}, "'bad host' is not a host name"),
+        ({names.WORKERS: "0"}, f"{names.WORKERS}='0': must be a whole number from 1 to 64"),
+        ({names.BIND_ADDRESS: "everywhere"}, "must be an IPv4 address"),
+    ],
+)
+def test_malformed_settings_are_refused_by_name_value_and_rule(change, message):
+    with pytest.raises(SettingsError) as raised:
+        from_environ({**GOOD, **change})
+    assert any(message in p for p in raised.value.problems), raised.value.problems
+
+
+def test_basic_mode_needs_its_secrets_and_never_echoes_them():
+    env = {**BASIC, names.ADMIN_PASSWORD: "short", names.SECRET_KEY: ""}
+    with pytest.raises(SettingsError) as raised:
+        from_environ(env)
+    problems = raised.value.problems
+    assert f"{names.ADMIN_PASSWORD}: at least 12 characters" in problems
+    assert any(p.startswith(f"{names.SECRET_KEY} is missing") for p in problems)
+    assert not any("short" in p for p in problems)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(SettingsError) as raised:
+        from_environ({})
+    assert len(raised.value.problems) >= 6
+
+
+def test_entrypoint_refuses_to_start_with_exit_code_2():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_PLATFORM_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "tracking_server.entrypoint"],
+        env={**env, names.AUTH_MODE: "basic"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr
+    assert f"{names.DB_HOST} is missing" in result.stderr
+    assert f"{names.ADMIN_PASSWORD} is missing" in result.stderr
+
+
+def test_no_secret_reaches_the_server_command_line(tmp_path, monkeypatch):
+    for key, value in GOOD.items():
+        monkeypatch.setenv(key, value)
+    argv, env = server_command(from_environ(GOOD), tmp_path)
+    assert not any(GOOD[names.DB_PASSWORD] in arg for arg in argv)
+    assert "--allowed-hosts" in argv
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://mlflow:")
+    assert names.DB_PASSWORD not in env
