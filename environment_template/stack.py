@@ -10,6 +10,7 @@ from environment_template.artifacts import ArtifactStore
 from environment_template.auth_secrets import AuthSecrets
 from environment_template.database import DATABASE_NAME, Database, DatabaseProps
 from environment_template.ingress import Ingress, IngressProps
+from environment_template.team_users import TeamUsers, TeamUsersProps
 from environment_template.tracking_service import TrackingService, TrackingServiceProps
 from mlflow_platform import contract
 from mlflow_platform.constructs.access_logs import (
@@ -87,6 +88,19 @@ class EnvironmentStack(cdk.Stack):
                 access_log_policy=access_logs.policy,
             ),
         )
+        team_users = TeamUsers(
+            self,
+            "TeamUsers",
+            props=TeamUsersProps(
+                vpc=network.vpc,
+                environment_name=inputs.environment_name.value_as_string,
+                auth_mode=inputs.auth_mode.value_as_string,
+                tracking_url=f"http://{ingress.load_balancer.load_balancer_dns_name}",
+                admin_secret=auth.admin,
+                load_balancer_security_group=ingress.load_balancer_security_group,
+                log_retention_days=inputs.log_retention_days,
+            ),
+        )
         iam_auth = cdk.CfnCondition(
             self,
             "IamAuth",
@@ -102,6 +116,7 @@ class EnvironmentStack(cdk.Stack):
                 contract.ROUTE_AUTHORIZATION: cdk.Fn.condition_if(
                     iam_auth.logical_id, "AWS_IAM", "NONE"
                 ).to_string(),
+                contract.TEAM_USERS: team_users.function.function_arn,
                 contract.ENVIRONMENT_NAME: inputs.environment_name.value_as_string,
             },
         )

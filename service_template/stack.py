@@ -13,6 +13,7 @@ from mlflow_platform.constructs.network import Network, NetworkProps
 from service_template import inputs as service_inputs
 from service_template.api import TrackingApi, TrackingApiProps
 from service_template.team_role import TeamRole, TeamRoleProps
+from service_template.team_user import TeamUser, TeamUserProps
 
 DESCRIPTION = (
     "mlflow-sagemaker-api: one team's SageMaker VPC and HTTP API into a shared MLflow "
@@ -69,6 +70,9 @@ class ServiceStack(cdk.Stack):
             f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter"
             f"{contract.SSM_ROOT}/${{EnvironmentName}}/{contract.AUTH_MODE.ssm_key}"
         )
+        team_user = TeamUser(
+            self, "TeamUser", props=TeamUserProps(team_name=inputs.team_name.value_as_string)
+        )
         team = TeamRole(
             self,
             "Team",
@@ -81,12 +85,17 @@ class ServiceStack(cdk.Stack):
                     ),
                     auth_mode_arn,
                 ],
+                readable_secret_arn=team_user.secret.ref,
             ),
         )
         outputs = {
             "TrackingUri": (api.url, "MLFLOW_TRACKING_URI for the team's notebooks and jobs"),
             "TrackingUriParameterName": (tracking_uri.ref, "SSM parameter holding the URI"),
             "TeamRoleArn": (team.role.role_arn, "SageMaker execution role of the team"),
+            "TeamCredentialsSecretArn": (
+                team_user.secret.ref,
+                "Secret with the team's MLflow username and password (basic auth)",
+            ),
             "VpcId": (network.vpc_id, "The team's SageMaker VPC"),
             "PrivateSubnetIds": (
                 cdk.Fn.join(",", network.vpc.select_subnets(

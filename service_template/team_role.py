@@ -20,6 +20,7 @@ from mlflow_platform.nag import acknowledge, logical_id
 class TeamRoleProps:
     api: apigwv2.CfnApi
     readable_parameter_arns: list[str]
+    readable_secret_arn: str
 
 
 class TeamRole(Construct):
@@ -43,6 +44,11 @@ class TeamRole(Construct):
                 sid="ReadTrackingSettings",
                 actions=["ssm:GetParameter", "ssm:GetParameters"],
                 resources=props.readable_parameter_arns,
+            ),
+            iam.PolicyStatement(
+                sid="ReadTeamCredentials",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[props.readable_secret_arn],
             ),
             iam.PolicyStatement(
                 sid="SageMakerLogs",

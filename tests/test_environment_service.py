@@ -92,11 +92,13 @@ def test_container_settings_tell_the_server_where_things_are(environment):
 
 
 def test_logs_go_to_a_retained_group_with_the_retention_input(environment):
-    name, group = one_of_type(environment, "AWS::Logs::LogGroup")
+    options = _container(environment)["LogConfiguration"]["Options"]
+    group = of_type(environment, "AWS::Logs::LogGroup")[options["awslogs-group"]["Ref"]]
     assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert group["DeletionPolicy"] == "Retain"
-    options = _container(environment)["LogConfiguration"]["Options"]
-    assert options["awslogs-group"] == {"Ref": name}
+    for name, other in of_type(environment, "AWS::Logs::LogGroup").items():
+        assert other["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert other["DeletionPolicy"] == "Retain", name
 
 
 def test_container_has_a_health_check(environment):
@@ -137,8 +139,10 @@ def test_no_broad_s3_permission_anywhere(environment):
         for action in as_list(statement["Action"]):
             assert action not in ("*", "s3:*"), statement
             assert not action.startswith("s3:") or "*" not in action, statement
+    lambda_policies = {"AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"}
     for role in of_type(environment, "AWS::IAM::Role").values():
-        assert "ManagedPolicyArns" not in role["Properties"]
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            assert Evaluator(environment).eval(arn).rsplit("/", 1)[1] in lambda_policies
 
 
 def test_task_role_touches_only_the_artifact_prefix(environment):
@@ -197,14 +201,20 @@ def test_tracking_port_is_reachable_only_from_the_load_balancer(environment):
     )
 
 
-def test_load_balancer_is_reachable_only_from_the_vpc_link(environment):
+def test_load_balancer_is_reachable_only_from_the_vpc_link_and_the_team_user_function(
+    environment,
+):
     [alb_group] = _load_balancer(environment)["SecurityGroups"]
     alb_group_id = alb_group["Fn::GetAtt"][0]
     _, link = one_of_type(environment, "AWS::ApiGatewayV2::VpcLink")
     [link_group] = link["Properties"]["SecurityGroupIds"]
-    [rule] = _security_group_rules(environment, "Ingress", alb_group_id)
-    assert rule["SourceSecurityGroupId"] == link_group
-    assert "CidrIp" not in rule
+    _, function = one_of_type(environment, "AWS::Lambda::Function")
+    [function_group] = function["Properties"]["VpcConfig"]["SecurityGroupIds"]
+    rules = _security_group_rules(environment, "Ingress", alb_group_id)
+    assert sorted(str(r["SourceSecurityGroupId"]) for r in rules) == sorted(
+        [str(link_group), str(function_group)]
+    )
+    assert all("CidrIp" not in r and r["FromPort"] == r["ToPort"] == 80 for r in rules)
     groups = of_type(environment, "AWS::EC2::SecurityGroup")
     assert "SecurityGroupIngress" not in groups[alb_group_id]["Properties"]
     for group in groups.values():
@@ -237,3 +247,22 @@ def test_contract_values_are_outputs_and_ssm_parameters(environment):
     for value in contract.ENVIRONMENT_OUTPUTS:
         parameter = contract.ssm_parameter_name("research", value)
         assert names[parameter] == environment["Outputs"][value.name]["Value"]
+
+
+def test_team_user_function_runs_the_shipped_code_in_the_private_subnets(environment):
+    from environment_template.team_users import HANDLER_SOURCE, INLINE_LIMIT
+
+    _, function = one_of_type(environment, "AWS::Lambda::Function")
+    props = function["Properties"]
+    assert props["Code"]["ZipFile"] == HANDLER_SOURCE.read_text()
+    assert len(props["Code"]["ZipFile"]) < INLINE_LIMIT
+    assert {s["Ref"] for s in props["VpcConfig"]["SubnetIds"]} == {
+        n for n in of_type(environment, "AWS::EC2::Subnet") if "Private" in n
+    }
+    variables = props["Environment"]["Variables"]
+    assert variables["AUTH_MODE"] == {"Ref": "AuthMode"}
+    assert Evaluator(environment).eval(variables["TRACKING_URL"]).startswith("http://<")
+    assert "Admin" in json.dumps(variables["ADMIN_SECRET_ARN"])
+    assert environment["Outputs"][contract.TEAM_USERS.name]["Value"] == {
+        "Fn::GetAtt": [next(iter(of_type(environment, "AWS::Lambda::Function"))), "Arn"]
+    }

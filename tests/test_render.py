@@ -75,6 +75,7 @@ def test_service_reads_the_contract_from_environment_outputs(rendered):
         contract.VPC_LINK_ID.name,
         contract.LISTENER_ARN.name,
         contract.ROUTE_AUTHORIZATION.name,
+        contract.TEAM_USERS.name,
         contract.ENVIRONMENT_NAME.name,
     }
     document = yaml.safe_load(text)

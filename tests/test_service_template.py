@@ -73,6 +73,7 @@ def test_service_reads_only_what_the_environment_publishes(service, environment)
         contract.VPC_LINK_ID.ssm_key,
         contract.LISTENER_ARN.ssm_key,
         contract.ROUTE_AUTHORIZATION.ssm_key,
+        contract.TEAM_USERS.ssm_key,
     }
     published = {
         Evaluator(environment, parameters={"EnvironmentName": "e"}).eval(p["Properties"]["Name"])
@@ -154,3 +155,30 @@ def test_tracking_uri_is_published_for_notebooks(service):
     assert parameter["Properties"]["Value"] == service["Outputs"]["TrackingUri"]["Value"]
     uri = Evaluator(service).eval(service["Outputs"]["TrackingUri"]["Value"])
     assert uri.startswith("https://") and ".execute-api.eu-west-1.amazonaws.com" in uri
+
+
+def test_team_gets_mlflow_credentials_without_a_manual_step(service, environment):
+    [(secret_name, secret)] = of_type(service, "AWS::SecretsManager::Secret").items()
+    evaluator = Evaluator(service, parameters={"EnvironmentName": "prod", "TeamName": "fraud"})
+    assert evaluator.eval(secret["Properties"]["Name"]) == "mlflow-platform/prod/teams/fraud"
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert json.loads(evaluator.eval(generated["SecretStringTemplate"])) == {"username": "fraud"}
+    [(_, user)] = [
+        (n, r) for n, r in service["Resources"].items() if r["Type"] == "Custom::MlflowTeamUser"
+    ]
+    assert user["Properties"]["ServiceToken"] == {
+        "Fn::Sub": contract.read_text(contract.TEAM_USERS)
+    }
+    assert user["Properties"]["SecretArn"] == {"Ref": secret_name}
+    [read] = [s for s in policy_statements(service) if s.get("Sid") == "ReadTeamCredentials"]
+    assert read["Resource"] == {"Ref": secret_name}
+    # The environment's function may read exactly the secrets of this naming scheme.
+    [function_read] = [
+        s for s in policy_statements(environment) if s.get("Sid") == "ReadTeamSecrets"
+    ]
+    arn = Evaluator(environment, parameters={"EnvironmentName": "prod"}).eval(
+        function_read["Resource"]
+    )
+    assert (
+        arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow-platform/prod/teams/*"
+    )

@@ -61,6 +61,12 @@ ROUTE_AUTHORIZATION = ContractValue(
     "iam mode, NONE in basic mode (the tracking server authenticates)",
     example="NONE",
 )
+TEAM_USERS = ContractValue(
+    name="TeamUserFunctionArn",
+    ssm_key="team-user-function-arn",
+    description="Custom-resource function that creates a team's MLflow user (basic auth)",
+    example="arn:aws:lambda:eu-west-1:123456789012:function:mlflow-team-users",
+)
 ENVIRONMENT_NAME = ContractValue(
     name="MlflowEnvironmentName",
     ssm_key="environment-name",
@@ -73,6 +79,7 @@ ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
     LISTENER_ARN,
     AUTH_MODE,
     ROUTE_AUTHORIZATION,
+    TEAM_USERS,
     ENVIRONMENT_NAME,
 )
 BY_NAME: Mapping[str, ContractValue] = {value.name: value for value in ENVIRONMENT_OUTPUTS}

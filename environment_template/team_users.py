@@ -1,0 +1,118 @@
+"""The function that gives each team its MLflow user (basic auth), for service stacks to call.
+
+It is the only holder of the admin credential outside the tracking server, and it runs in the
+private subnets, beside the load balancer it talks to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from mlflow_platform import contract
+from mlflow_platform.nag import acknowledge
+
+HANDLER_SOURCE = Path(__file__).with_name("team_users_function.py")
+# CloudFormation's limit for inline (ZipFile) function code.
+INLINE_LIMIT = 4096
+
+
+def team_secret_name(environment_name: str, team_name: str) -> str:
+    return f"{contract.SSM_ROOT.strip('/')}/{environment_name}/teams/{team_name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeamUsersProps:
+    vpc: ec2.IVpc
+    environment_name: str
+    auth_mode: str
+    tracking_url: str
+    admin_secret: secretsmanager.ISecret
+    load_balancer_security_group: ec2.ISecurityGroup
+    log_retention_days: cdk.CfnParameter
+
+
+class TeamUsers(Construct):
+    def __init__(self, scope: Construct, id: str, *, props: TeamUsersProps) -> None:
+        super().__init__(scope, id)
+        code = HANDLER_SOURCE.read_text()
+        if len(code) >= INLINE_LIMIT:
+            raise ValueError(f"{HANDLER_SOURCE.name} is {len(code)} characters; inline code "
+                             f"must stay under {INLINE_LIMIT}")  # fmt: skip
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=props.vpc,
+            description="MLflow team-user function: the load balancer and AWS APIs (HTTPS)",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager and CloudFormation"
+        )
+        self.security_group.connections.allow_to(
+            props.load_balancer_security_group, ec2.Port.tcp(80), "MLflow user API"
+        )
+        log_group = logs.CfnLogGroup(
+            self, "Logs", retention_in_days=props.log_retention_days.value_as_number
+        )
+        log_group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(code),
+            timeout=cdk.Duration.seconds(60),
+            memory_size=256,
+            vpc=props.vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[self.security_group],
+            log_group=logs.LogGroup.from_log_group_name(self, "LogGroup", log_group.ref),
+            description="Creates, updates and deletes a team's MLflow user for its service stack",
+            environment={
+                "AUTH_MODE": props.auth_mode,
+                "TRACKING_URL": props.tracking_url,
+                "ADMIN_SECRET_ARN": props.admin_secret.secret_arn,
+            },
+        )
+        props.admin_secret.grant_read(self.function)
+        teams = (
+            f"arn:{cdk.Aws.PARTITION}:secretsmanager:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:"
+            f"secret:{team_secret_name(props.environment_name, '*')}"
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadTeamSecrets", actions=["secretsmanager:GetSecretValue"], resources=[teams]
+            )
+        )
+        role = self.function.role
+        assert role is not None
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            "AWS's managed policy for a function's own log streams, nothing else",
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaVPCAccessExecutionRole]",
+            "AWS's managed policy for the network interfaces a function in a VPC needs",
+        )
+        policy = role.node.try_find_child("DefaultPolicy")
+        assert policy is not None
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:"
+            "<AWS::AccountId>:secret:mlflow-platform/<EnvironmentName>/teams/*]",
+            "Only the team secrets of this environment, which service stacks create by name "
+            "after this function exists",
+        )
