@@ -27,6 +27,7 @@ class ServiceInputs:
     throttling_rate_limit: cdk.CfnParameter
     throttling_burst_limit: cdk.CfnParameter
     log_retention_days: cdk.CfnParameter
+    create_studio_domain: cdk.CfnParameter
 
 
 def declare(stack: cdk.Stack) -> ServiceInputs:
@@ -64,4 +65,12 @@ def declare(stack: cdk.Stack) -> ServiceInputs:
             max_value=5000,
         ),
         log_retention_days=log_retention_input(stack, what="the API's access logs"),
+        create_studio_domain=string_input(
+            stack,
+            "CreateStudioDomain",
+            default="false",
+            description="true: also create a SageMaker Studio domain in this VPC (VPC-only "
+            "network access) with a user profile that uses the team role",
+            allowed_values=("false", "true"),
+        ),
     )

@@ -12,6 +12,7 @@ from mlflow_platform.constructs.access_logs import AccessLogs
 from mlflow_platform.constructs.network import Network, NetworkProps
 from service_template import inputs as service_inputs
 from service_template.api import TrackingApi, TrackingApiProps
+from service_template.studio import Studio, StudioProps
 from service_template.team_role import TeamRole, TeamRoleProps
 from service_template.team_user import TeamUser, TeamUserProps
 
@@ -88,6 +89,21 @@ class ServiceStack(cdk.Stack):
                 readable_secret_arn=team_user.secret.ref,
             ),
         )
+        private_subnet_ids = network.vpc.select_subnets(
+            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+        ).subnet_ids
+        studio = Studio(
+            self,
+            "Studio",
+            props=StudioProps(
+                create=inputs.create_studio_domain,
+                team_name=inputs.team_name.value_as_string,
+                vpc_id=network.vpc_id,
+                subnet_ids=private_subnet_ids,
+                security_group_id=workloads.security_group_id,
+                execution_role_arn=team.role.role_arn,
+            ),
+        )
         outputs = {
             "TrackingUri": (api.url, "MLFLOW_TRACKING_URI for the team's notebooks and jobs"),
             "TrackingUriParameterName": (tracking_uri.ref, "SSM parameter holding the URI"),
@@ -98,11 +114,10 @@ class ServiceStack(cdk.Stack):
             ),
             "VpcId": (network.vpc_id, "The team's SageMaker VPC"),
             "PrivateSubnetIds": (
-                cdk.Fn.join(",", network.vpc.select_subnets(
-                    subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
-                ).subnet_ids),
+                cdk.Fn.join(",", private_subnet_ids),
                 "Subnets for SageMaker notebooks, Studio and jobs",
             ),
+            "StudioDomainId": (studio.domain_id, "SageMaker Studio domain, or none"),
             "WorkloadSecurityGroupId": (
                 workloads.security_group_id,
                 "Security group for SageMaker notebooks, Studio and jobs",

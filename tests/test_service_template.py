@@ -182,3 +182,29 @@ def test_team_gets_mlflow_credentials_without_a_manual_step(service, environment
     assert (
         arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow-platform/prod/teams/*"
     )
+
+
+@pytest.mark.parametrize(("create", "expected"), [("false", False), ("true", True)])
+def test_studio_domain_is_optional_vpc_only_and_uses_the_team_role(service, create, expected):
+    evaluator = Evaluator(service, parameters={"CreateStudioDomain": create})
+    assert service["Parameters"]["CreateStudioDomain"]["Default"] == "false"
+    studio = {
+        n: r for n, r in service["Resources"].items() if r["Type"].startswith("AWS::SageMaker::")
+    }
+    assert {r["Type"] for r in studio.values()} == {
+        "AWS::SageMaker::Domain",
+        "AWS::SageMaker::UserProfile",
+    }
+    for resource in studio.values():
+        assert evaluator.condition(resource["Condition"]) is expected
+    [domain] = [r for r in studio.values() if r["Type"] == "AWS::SageMaker::Domain"]
+    props = domain["Properties"]
+    assert props["AppNetworkAccessType"] == "VpcOnly"
+    assert props["AuthMode"] == "IAM"
+    assert {s["Ref"] for s in props["SubnetIds"]} == {
+        n for n in of_type(service, "AWS::EC2::Subnet") if "Private" in n
+    }
+    role = next(iter(of_type(service, "AWS::IAM::Role")))
+    assert props["DefaultUserSettings"]["ExecutionRole"] == {"Fn::GetAtt": [role, "Arn"]}
+    output = evaluator.eval(service["Outputs"]["StudioDomainId"]["Value"])
+    assert (output != "none") is expected
