@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
+from mlflow_platform.local import LocalPlatform
 from mlflow_platform.synth import Synthesis, synthesize
 
 
@@ -33,3 +39,24 @@ def rendered(synthesis: Synthesis) -> dict:
         d.name: bundle.render_template(d, synthesis.templates[d.name], environments)
         for d in definitions
     }
+
+
+def _state_dir() -> Path:
+    """Under /tmp, searchable by the postgres user (pytest's own tmp dirs are not)."""
+    path = Path(tempfile.mkdtemp(prefix="mlflow-local-"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def platform():
+    """`invoke local up` in a fresh state directory, once per session; down at the end."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
+    state = _state_dir()
+    local = LocalPlatform(state, progress=lambda _: None)
+    try:
+        yield local, local.up()
+    finally:
+        local.down()
+        shutil.rmtree(state, ignore_errors=True)

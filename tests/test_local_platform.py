@@ -4,8 +4,6 @@ PostgreSQL, an S3 endpoint, basic auth, all started through the cloud's entrypoi
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,26 +14,6 @@ import requests
 from mlflow_platform.local import LocalPlatform
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-def _state_dir() -> Path:
-    """Under /tmp, searchable by the postgres user (pytest's own tmp dirs are not)."""
-    path = Path(tempfile.mkdtemp(prefix="mlflow-local-"))
-    path.chmod(0o755)
-    return path
-
-
-@pytest.fixture(scope="module")
-def platform():
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
-    state = _state_dir()
-    local = LocalPlatform(state, progress=lambda _: None)
-    try:
-        yield local, local.up()
-    finally:
-        local.down()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def _client(details, password=None, username=None):
