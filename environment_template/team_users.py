@@ -25,10 +25,6 @@ HANDLER_SOURCE = Path(__file__).with_name("team_users_function.py")
 INLINE_LIMIT = 4096
 
 
-def team_secret_name(environment_name: str, team_name: str) -> str:
-    return f"{contract.SSM_ROOT.strip('/')}/{environment_name}/teams/{team_name}"
-
-
 @dataclass(frozen=True, kw_only=True)
 class TeamUsersProps:
     vpc: ec2.IVpc
@@ -86,7 +82,7 @@ class TeamUsers(Construct):
         props.admin_secret.grant_read(self.function)
         teams = (
             f"arn:{cdk.Aws.PARTITION}:secretsmanager:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:"
-            f"secret:{team_secret_name(props.environment_name, '*')}"
+            f"secret:{contract.team_path(props.environment_name, '*').lstrip('/')}"
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(

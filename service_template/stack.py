@@ -20,7 +20,7 @@ DESCRIPTION = (
     "mlflow-sagemaker-api: one team's SageMaker VPC and HTTP API into a shared MLflow "
     "environment, with the team's SageMaker execution role"
 )
-TEAM_PARAMETER_ROOT = f"{contract.SSM_ROOT}/${{EnvironmentName}}/teams/${{TeamName}}"
+TEAM_PARAMETER_ROOT = contract.team_path("${EnvironmentName}", "${TeamName}")
 
 
 class ServiceStack(cdk.Stack):

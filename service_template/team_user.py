@@ -27,9 +27,7 @@ class TeamUser(Construct):
         self.secret = secretsmanager.CfnSecret(
             self,
             "Credentials",
-            name=cdk.Fn.sub(
-                f"{contract.SSM_ROOT.strip('/')}/${{EnvironmentName}}/teams/${{TeamName}}"
-            ),
+            name=cdk.Fn.sub(contract.team_path("${EnvironmentName}", "${TeamName}").lstrip("/")),
             description="The team's MLflow user (MLFLOW_TRACKING_USERNAME / _PASSWORD)",
             generate_secret_string=secretsmanager.CfnSecret.GenerateSecretStringProperty(
                 secret_string_template=cdk.Fn.sub('{"username": "${TeamName}"}'),

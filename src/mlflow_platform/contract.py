@@ -91,6 +91,11 @@ SSM_REFERENCE = re.compile(
 )  # fmt: skip
 
 
+def team_path(environment_name: str, team_name: str) -> str:
+    """Where a team's own parameters live; without the leading slash, its secret's name."""
+    return f"{SSM_ROOT}/{environment_name}/teams/{team_name}"
+
+
 def ssm_parameter_name(environment_name: str, value: ContractValue) -> str:
     """The SSM parameter holding `value` for one environment."""
     return f"{SSM_ROOT}/{environment_name}/{value.ssm_key}"
