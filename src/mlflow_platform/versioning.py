@@ -1,0 +1,173 @@
+"""What a new template version is, compared with the published one (step 6 of the spine).
+
+- Same content: nothing to publish.
+- Every spec valid for the old schema stays valid for the new one: the next minor version.
+  Adding an optional input, widening a range or an enumeration, changing a default or a
+  description is compatible.
+- Anything else is the next major version: an input removed or renamed, a new required input,
+  a type changed, a range or enumeration narrowed, a pattern changed.
+
+Upgrade safety: a new version must not delete or replace a stateful resource. Replacement is
+read from cfn-lint's bundled resource schemas (createOnlyProperties), and spreads: a resource
+whose create-only property refers to a replaced resource is replaced too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+STATEFUL_TYPES = frozenset({
+    "AWS::RDS::DBCluster",
+    "AWS::S3::Bucket",
+    "AWS::SecretsManager::Secret",
+    "AWS::Logs::LogGroup",
+    "AWS::EC2::VPC",
+    "AWS::SageMaker::Domain",
+})  # fmt: skip
+SCHEMA_REGION = "us-east-1"
+
+
+def _stateful(resource: Mapping) -> bool:
+    """An Aurora member instance holds no data (its cluster does); a standalone one does."""
+    if resource["Type"] == "AWS::RDS::DBInstance":
+        return "DBClusterIdentifier" not in resource.get("Properties", {})
+    return resource["Type"] in STATEFUL_TYPES
+
+
+Change = Literal["none", "minor", "major"]
+
+
+@dataclass(frozen=True)
+class Compatibility:
+    change: Change
+    reasons: tuple[str, ...] = field(default=())
+
+
+def _props(body: Mapping) -> Mapping[str, Mapping]:
+    return body.get("properties", {})
+
+
+def schema_compatibility(old: Mapping, new: Mapping) -> Compatibility:
+    """Compare two input bodies (the `types.<Input>` objects of two Proton schemas)."""
+    if old == new:
+        return Compatibility("none")
+    breaking: list[str] = []
+    compatible: list[str] = []
+    old_props, new_props = _props(old), _props(new)
+    old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
+    for name in sorted(set(old_props) - set(new_props)):
+        breaking.append(f"input {name} was removed")
+    for name in sorted(set(new_props) - set(old_props)):
+        if name in new_required:
+            breaking.append(f"input {name} was added as required")
+        else:
+            compatible.append(f"input {name} was added, optional")
+    for name in sorted(new_required - old_required - (set(new_props) - set(old_props))):
+        breaking.append(f"input {name} became required")
+    for name in sorted(set(old_props) & set(new_props)):
+        breaking += [f"input {name}: {r}" for r in _narrowed(old_props[name], new_props[name])]
+        if old_props[name] != new_props[name] and not _narrowed(old_props[name], new_props[name]):
+            compatible.append(f"input {name} changed compatibly")
+    if breaking:
+        return Compatibility("major", tuple(breaking))
+    return Compatibility("minor", tuple(compatible) or ("the schema's wording changed",))
+
+
+def _narrowed(old: Mapping, new: Mapping) -> list[str]:
+    reasons = []
+    if old.get("type") != new.get("type"):
+        reasons.append(f"type {old.get('type')} became {new.get('type')}")
+    if "enum" in new:
+        lost = [v for v in old.get("enum", []) if v not in new["enum"]]
+        if "enum" not in old:
+            reasons.append(f"now limited to {new['enum']}")
+        elif lost:
+            reasons.append(f"no longer accepts {lost}")
+    if new.get("pattern") != old.get("pattern") and "pattern" in new:
+        reasons.append(f"pattern changed to {new['pattern']}")
+    for bound, tighter in (("minimum", max), ("minLength", max), ("maximum", min),
+                           ("maxLength", min)):  # fmt: skip
+        if bound in new and (bound not in old or tighter(old[bound], new[bound]) != old[bound]):
+            reasons.append(f"{bound} {old.get(bound, 'none')} became {new[bound]}")
+    return reasons
+
+
+def _at(node: object, pointer: str) -> object:
+    for part in pointer.strip("/").split("/")[1:]:  # drop the leading "properties"
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _refs(node: object) -> set[str]:
+    if isinstance(node, Mapping):
+        found: set[str] = set()
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+            found |= _refs(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*map(_refs, node)) if node else set()
+    return set()
+
+
+def _create_only(resource_type: str) -> list[str]:
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(SCHEMA_REGION, resource_type)
+    except Exception:
+        return []
+    return list(schema.schema.get("createOnlyProperties", []))
+
+
+def unsafe_changes(old: Mapping, new: Mapping) -> list[str]:
+    """Each stateful resource the new template would delete or replace, and why."""
+    old_resources: Mapping[str, Mapping] = old.get("Resources", {})
+    new_resources: Mapping[str, Mapping] = new.get("Resources", {})
+    why: dict[str, str] = {}
+    for name, resource in new_resources.items():
+        before = old_resources.get(name)
+        if before is None:
+            continue
+        if before["Type"] != resource["Type"]:
+            why[name] = f"its type changes from {before['Type']} to {resource['Type']}"
+            continue
+        for pointer in _create_only(resource["Type"]):
+            if _at(before.get("Properties", {}), pointer) != _at(
+                resource.get("Properties", {}), pointer
+            ):
+                why[name] = f"create-only property {pointer.split('/', 2)[2]} changes"
+                break
+    changed = True
+    while changed:  # replacement spreads through create-only references
+        changed = False
+        for name, resource in new_resources.items():
+            if name in why or name not in old_resources:
+                continue
+            for pointer in _create_only(resource["Type"]):
+                hit = _refs(_at(resource.get("Properties", {}), pointer)) & set(why)
+                if hit:
+                    why[name] = (
+                        f"create-only property {pointer.split('/', 2)[2]} refers to "
+                        f"{sorted(hit)[0]}, which is replaced"
+                    )
+                    changed = True
+                    break
+    problems = [
+        f"{name} ({resource['Type']}) would be deleted: it is not in the new template"
+        for name, resource in old_resources.items()
+        if _stateful(resource) and name not in new_resources
+    ]
+    problems += [
+        f"{name} ({new_resources[name]['Type']}) would be replaced: {reason}"
+        for name, reason in why.items()
+        if _stateful(new_resources[name]) or _stateful(old_resources[name])
+    ]
+    return sorted(problems)
