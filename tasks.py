@@ -118,10 +118,103 @@ def local(c, action, embedded=False, state_dir=None, json=False):
             print("nothing has been started")
 
 
+@task(
+    iterable=["target", "template"],
+    help={
+        "target": "A channel to publish to: proton or servicecatalog (repeatable; default: "
+        "the targets in publish.yaml).",
+        "template": "Publish only this template (repeatable; default: every template).",
+        "dry_run": "Read what each channel holds and print the plan; write nothing.",
+        "allow_unsafe": "Publish even when a stateful resource (database, bucket, secret, log "
+        "group, VPC) would be deleted or replaced on upgrade.",
+        "config": "The publishing configuration (default publish.yaml).",
+        "profile": "The AWS profile to use (default: the standard AWS configuration).",
+        "region": "The AWS region to publish in (default: the standard AWS configuration).",
+        "json": "Print the plans and results as JSON instead of lines of text.",
+    },
+)
+def publish(
+    c,
+    target=None,
+    template=None,
+    dry_run=False,
+    allow_unsafe=False,
+    config=None,
+    profile=None,
+    region=None,
+    json=False,
+):
+    """Version and publish the bundles to AWS Proton and Service Catalog (idempotent)."""
+    import sys
+    from pathlib import Path
+
+    from mlflow_platform import aws, publish_config
+    from mlflow_platform.cache import bundle_unless_up_to_date
+    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.publish import publish as run_publish
+    from mlflow_platform.publish import releases
+
+    out = sys.stderr if json else sys.stdout
+    try:
+        settings = publish_config.load(Path(config) if config else publish_config.CONFIG_FILE)
+        for name in target or []:
+            if name not in publish_config.CHANNELS:
+                raise PlatformError(
+                    f"--target {name!r}: must be one of {', '.join(publish_config.CHANNELS)}"
+                )
+        bundle_unless_up_to_date()
+        items = releases(list(template or []))
+        clients = aws.Clients(aws.session(profile=profile, region=region))
+    except PlatformError as error:
+        raise Exit(f"invoke publish: {error}", code=1) from None
+    outcomes = run_publish(
+        clients=clients,
+        config=settings,
+        items=items,
+        targets=tuple(target) if target else settings.targets,
+        dry_run=dry_run,
+        allow_unsafe=allow_unsafe,
+        progress=lambda line: print(line, file=out, flush=True),
+    )
+    if json:
+        print(
+            jsonlib.dumps(
+                {
+                    "dry_run": dry_run,
+                    "channels": [o.describe() for o in outcomes],
+                    "calls": clients.log.summary(),
+                }
+            )
+        )
+    else:
+        for outcome in outcomes:
+            for plan in outcome.plans:
+                _print_plan(plan, dry_run)
+            if outcome.error:
+                print(f"FAILED {outcome.error}")
+        summary = clients.log.summary()
+        print(f"{summary['reads']} read and {summary['writes']} write calls")
+    if any(o.error for o in outcomes):
+        raise Exit(code=1)
+
+
+def _print_plan(plan, dry_run):
+    decision = plan.decision
+    head = f"{plan.channel} {plan.subject}"
+    if decision is not None:
+        head += f" {decision.version} ({decision.change}: {'; '.join(decision.reasons)})"
+    if not plan.steps:
+        print(f"{head}: up to date")
+        return
+    print(f"{head}: {'would call' if dry_run else 'called'}")
+    for step in plan.steps:
+        print(f"  {step.operation}  {step.why}")
+
+
 def _relative(path):
     from mlflow_platform.paths import ROOT
 
     return str(path.relative_to(ROOT))
 
 
-namespace = Collection(synth, bundle, local)
+namespace = Collection(synth, bundle, local, publish)

@@ -14,9 +14,11 @@ whose create-only property refers to a replaced resource is replaced too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+from mlflow_platform.errors import PlatformError
 
 STATEFUL_TYPES = frozenset({
     "AWS::RDS::DBCluster",
@@ -171,3 +173,97 @@ def unsafe_changes(old: Mapping, new: Mapping) -> list[str]:
         if _stateful(new_resources[name]) or _stateful(old_resources[name])
     ]
     return sorted(problems)
+
+
+class VersionError(PlatformError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    """One version a channel holds, as read back from the service."""
+
+    major: int
+    minor: int
+    sha256: str | None
+    usable: bool
+    """Published (Proton) or active (Service Catalog): what deployments can move to."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    change: Change
+    version: str
+    reasons: tuple[str, ...]
+    previous: Published | None
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+
+def decide(
+    *,
+    name: str,
+    local_major: int,
+    sha256: str,
+    published: list[Published],
+    compatibility: Callable[[Published], Compatibility],
+) -> Decision:
+    """The version the local content becomes, against what the channel has published.
+
+    The local major is the newest bundle folder: a breaking change starts a new folder (and a
+    new major) when it is rendered, so publishing only confirms that the schema agrees.
+    """
+    usable = sorted((p for p in published if p.usable), key=lambda p: (p.major, p.minor))
+    latest = usable[-1] if usable else None
+    if latest is None:
+        return Decision(
+            change="major",
+            version=f"{local_major}.0",
+            reasons=("nothing is published yet",),
+            previous=None,
+        )
+    if latest.sha256 == sha256:
+        return Decision(
+            change="none",
+            version=latest.label,
+            reasons=(f"{latest.label} has the same content",),
+            previous=latest,
+        )
+    if local_major < latest.major:
+        raise VersionError(
+            f"{name}: the newest bundle folder is v{local_major}, but major {latest.major} is "
+            "already published; publish from the revision that holds the newer folder"
+        )
+    if local_major > latest.major + 1:
+        raise VersionError(
+            f"{name}: the newest bundle folder is v{local_major}, but the newest published major "
+            f"is {latest.major}: majors are published in order"
+        )
+    if local_major == latest.major + 1:
+        return Decision(
+            change="major",
+            version=f"{local_major}.0",
+            reasons=(f"bundle folder v{local_major} starts a new major after {latest.label}",),
+            previous=latest,
+        )
+    compatible = compatibility(latest)
+    if compatible.change == "major":
+        raise VersionError(
+            f"{name}: not compatible with the published {latest.label}: "
+            + "; ".join(compatible.reasons)
+            + f". This needs major {latest.major + 1}: run `invoke bundle`, which starts "
+            f"proton/{name}/v{latest.major + 1}/, review and commit it, then publish"
+        )
+    minor = 1 + max(p.minor for p in published if p.major == latest.major)
+    return Decision(
+        change="minor",
+        version=f"{latest.major}.{minor}",
+        reasons=compatible.reasons if compatible.change == "minor" else ("the template changed",),
+        previous=latest,
+    )

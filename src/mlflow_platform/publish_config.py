@@ -1,0 +1,143 @@
+"""The publishing configuration (publish.yaml): where bundles go and who may provision.
+
+Checked in full before any AWS call, so a typo never leaves half a publication behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from mlflow_platform.errors import PlatformError
+from mlflow_platform.paths import ROOT
+
+CONFIG_FILE = ROOT / "publish.yaml"
+CHANNELS = ("proton", "servicecatalog")
+OLDER_VERSIONS = ("keep-active", "deprecate", "deactivate")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user|group)/[\w+=,.@/*-]+$")
+_PREFIX = re.compile(r"^([A-Za-z0-9!_.*'()-]+/)*$")
+
+Channel = Literal["proton", "servicecatalog"]
+OlderVersions = Literal["keep-active", "deprecate", "deactivate"]
+
+
+class ConfigError(PlatformError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceCatalogConfig:
+    portfolio: str
+    provider: str
+    launch_role_arn: str
+    principals: tuple[str, ...]
+    older_versions: OlderVersions
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishConfig:
+    targets: tuple[Channel, ...]
+    bucket: str
+    prefix: str
+    servicecatalog: ServiceCatalogConfig
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + "/".join(parts)
+
+
+def _get(data: Mapping, key: str, default: object, where: str) -> object:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    return value
+
+
+def parse(data: object, *, source: str) -> PublishConfig:
+    problems: list[str] = []
+
+    def bad(key: str, value: object, rule: str) -> None:
+        problems.append(f"{source}: {key} = {value!r}: {rule}")
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: must be a mapping of settings, found {type(data).__name__}")
+    targets = _get(data, "targets", list(CHANNELS), source)
+    if not isinstance(targets, list) or not targets or any(t not in CHANNELS for t in targets):
+        bad("targets", targets, f"must be a non-empty list of {', '.join(CHANNELS)}")
+        targets = []
+    bucket = str(_get(data, "bucket", "", source))
+    if not _BUCKET.match(bucket):
+        bad("bucket", bucket, "must name the S3 bucket that receives bundles and templates")
+    prefix = str(_get(data, "prefix", "", source))
+    if not _PREFIX.match(prefix):
+        bad("prefix", prefix, "must be empty or S3 key segments each ending in '/'")
+    catalog = _get(data, "servicecatalog", {}, source)
+    if not isinstance(catalog, Mapping):
+        bad("servicecatalog", catalog, "must be a mapping")
+        catalog = {}
+    portfolio = str(_get(catalog, "portfolio", "MLflow platform", source))
+    if not 1 <= len(portfolio) <= 100:
+        bad("servicecatalog.portfolio", portfolio, "must be 1 to 100 characters")
+    provider = str(_get(catalog, "provider", "", source))
+    if not 1 <= len(provider) <= 50:
+        bad("servicecatalog.provider", provider, "must be 1 to 50 characters")
+    role = str(_get(catalog, "launch_role_arn", "", source))
+    if "servicecatalog" in targets and not _ROLE_ARN.match(role):
+        bad(
+            "servicecatalog.launch_role_arn",
+            role,
+            "must be the ARN of the IAM role that Service Catalog launches products with",
+        )
+    principals = _get(catalog, "principals", [], source)
+    if not isinstance(principals, list) or any(
+        not _PRINCIPAL_ARN.match(str(p)) for p in principals
+    ):
+        bad(
+            "servicecatalog.principals",
+            principals,
+            "must be a list of IAM role, user or group ARNs",
+        )
+        principals = []
+    older = str(_get(catalog, "older_versions", "keep-active", source))
+    if older not in OLDER_VERSIONS:
+        bad("servicecatalog.older_versions", older, f"must be one of {', '.join(OLDER_VERSIONS)}")
+    unknown = sorted(set(data) - {"targets", "bucket", "prefix", "servicecatalog"})
+    unknown += sorted(
+        f"servicecatalog.{k}"
+        for k in set(catalog)
+        - {"portfolio", "provider", "launch_role_arn", "principals", "older_versions"}
+    )
+    for key in unknown:
+        problems.append(f"{source}: {key}: unknown setting")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return PublishConfig(
+        targets=tuple(targets),  # type: ignore[arg-type]
+        bucket=bucket,
+        prefix=prefix,
+        servicecatalog=ServiceCatalogConfig(
+            portfolio=portfolio,
+            provider=provider,
+            launch_role_arn=role,
+            principals=tuple(str(p) for p in principals),
+            older_versions=older,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def load(path: Path = CONFIG_FILE) -> PublishConfig:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the publishing configuration is missing") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse(data, source=path.name)

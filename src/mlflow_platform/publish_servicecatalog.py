@@ -1,0 +1,433 @@
+"""Publishing templates as AWS Service Catalog products in one portfolio.
+
+State is read from Service Catalog: the portfolio and products are found by name, each
+provisioning artifact's description carries the template's sha256 and its name is the version,
+so a rerun recognises what an interrupted run created. Creates carry idempotency tokens derived
+from names and content, so a retried request cannot create a second portfolio, product or
+artifact either.
+
+Reads for a run with nothing to do: the portfolio, its principals and its constraints once, and
+each product once (plus its artifacts when older versions are deprecated or deactivated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+
+import botocore.exceptions
+import yaml
+
+from mlflow_platform import versioning
+from mlflow_platform.aws import ChannelError, Clients
+from mlflow_platform.publish_config import PublishConfig
+from mlflow_platform.publish_plan import Plan, Step
+from mlflow_platform.release import Release, service_catalog_inputs
+
+CHANNEL = "servicecatalog"
+_HASH = re.compile(r"sha256:([0-9a-f]{64})")
+_VERSION = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
+_TYPE = "CLOUD_FORMATION_TEMPLATE"
+
+
+def _token(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:64]
+
+
+def template_key(config: PublishConfig, release: Release, sha256: str) -> str:
+    return config.key("servicecatalog", release.name, f"{sha256}.yaml")
+
+
+def template_url(clients: Clients, config: PublishConfig, key: str) -> str:
+    """Where Service Catalog fetches the template: the S3 client's own endpoint and region."""
+    s3 = clients("s3")
+    endpoint = s3.meta.endpoint_url.rstrip("/")
+    if endpoint.endswith(".amazonaws.com"):
+        return f"https://{config.bucket}.s3.{s3.meta.region_name}.amazonaws.com/{key}"
+    return f"{endpoint}/{config.bucket}/{key}"
+
+
+def _pages(client, operation: str, key: str, **kwargs) -> list[dict]:
+    return [
+        item for page in client.get_paginator(operation).paginate(**kwargs) for item in page[key]
+    ]
+
+
+def _published(artifact: Mapping) -> versioning.Published | None:
+    version = _VERSION.match(artifact.get("Name", ""))
+    if version is None:
+        return None  # added by hand: not one of ours, not a version to compare against
+    found = _HASH.search(artifact.get("Description", ""))
+    return versioning.Published(
+        major=int(version.group(1)),
+        minor=int(version.group(2)),
+        sha256=found.group(1) if found else None,
+        usable=artifact.get("Active", True) is not False,
+    )
+
+
+def _portfolio_steps(
+    clients: Clients, config: PublishConfig, portfolio: Mapping | None, principals: set[str]
+) -> list[Step]:
+    catalog = clients("servicecatalog")
+    settings = config.servicecatalog
+    steps: list[Step] = []
+    if portfolio is None:
+
+        def create(ctx: dict[str, str]) -> None:
+            created = catalog.create_portfolio(
+                DisplayName=settings.portfolio,
+                ProviderName=settings.provider,
+                Description="Self-service MLflow: the shared platform and a team's SageMaker API",
+                IdempotencyToken=_token("portfolio", settings.portfolio),
+            )
+            ctx["portfolio"] = created["PortfolioDetail"]["Id"]
+
+        steps.append(
+            Step(
+                operation="servicecatalog:CreatePortfolio",
+                why=f"portfolio {settings.portfolio!r} does not exist",
+                run=create,
+            )
+        )
+    for arn in settings.principals:
+        if arn in principals:
+            continue
+
+        def grant(ctx: dict[str, str], arn: str = arn) -> None:
+            catalog.associate_principal_with_portfolio(
+                PortfolioId=ctx["portfolio"], PrincipalARN=arn, PrincipalType="IAM"
+            )
+
+        steps.append(
+            Step(
+                operation="servicecatalog:AssociatePrincipalWithPortfolio",
+                why=f"give {arn} access",
+                run=grant,
+            )
+        )
+    return steps
+
+
+def plans(
+    clients: Clients,
+    config: PublishConfig,
+    releases: list[Release],
+    *,
+    allow_unsafe: bool = False,
+) -> list[Plan]:
+    """The portfolio's own steps first, then one plan for each template."""
+    catalog = clients("servicecatalog")
+    settings = config.servicecatalog
+    portfolios = [
+        p
+        for p in _pages(catalog, "list_portfolios", "PortfolioDetails")
+        if p["DisplayName"] == settings.portfolio
+    ]
+    if len(portfolios) > 1:
+        raise ChannelError(
+            CHANNEL,
+            f"{len(portfolios)} portfolios are named {settings.portfolio!r}: "
+            "keep one, or name another in publish.yaml",
+        )
+    portfolio = portfolios[0] if portfolios else None
+    principals: set[str] = set()
+    constraints: list[dict] = []
+    if portfolio is not None:
+        if settings.principals:
+            principals = {
+                p["PrincipalARN"]
+                for p in _pages(
+                    catalog,
+                    "list_principals_for_portfolio",
+                    "Principals",
+                    PortfolioId=portfolio["Id"],
+                )
+            }
+        constraints = _pages(
+            catalog,
+            "list_constraints_for_portfolio",
+            "ConstraintDetails",
+            PortfolioId=portfolio["Id"],
+        )
+    context = {"portfolio": portfolio["Id"]} if portfolio else {}
+    result = [
+        Plan(
+            channel=CHANNEL,
+            subject=f"portfolio {settings.portfolio}",
+            decision=None,
+            steps=tuple(_portfolio_steps(clients, config, portfolio, principals)),
+            context=context,
+        )
+    ]
+    for release in releases:
+        result.append(_product_plan(clients, config, release, constraints, allow_unsafe))
+    return result
+
+
+def _product(clients: Clients, name: str) -> dict | None:
+    try:
+        return clients("servicecatalog").describe_product_as_admin(Name=name)
+    except botocore.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _previous_template(
+    clients: Clients, config: PublishConfig, release: Release, sha: str | None, label: str
+) -> dict:
+    if sha is None:
+        raise ChannelError(
+            CHANNEL,
+            f"{release.name} {label} was not published by this tooling (no sha256 in its "
+            "description): its content is unknown, so compatibility cannot be checked",
+        )
+    key = template_key(config, release, sha)
+    try:
+        body = clients("s3").get_object(Bucket=config.bucket, Key=key)["Body"].read()
+    except botocore.exceptions.ClientError as error:
+        raise ChannelError(
+            CHANNEL,
+            f"{release.name}: cannot read the published template s3://{config.bucket}/{key} "
+            f"({error.response['Error']['Code']}), which the compatibility and upgrade-safety "
+            "checks compare against",
+        ) from None
+    return yaml.safe_load(body)
+
+
+def _product_plan(
+    clients: Clients,
+    config: PublishConfig,
+    release: Release,
+    constraints: list[dict],
+    allow_unsafe: bool,
+) -> Plan:
+    catalog = clients("servicecatalog")
+    settings = config.servicecatalog
+    sha = release.service_catalog_sha256
+    product = _product(clients, release.name)
+    product_id = (
+        product["ProductViewDetail"]["ProductViewSummary"]["ProductId"] if product else None
+    )
+    summaries: list[dict] = product.get("ProvisioningArtifactSummaries", []) if product else []
+    if product_id and settings.older_versions != "keep-active":
+        summaries = catalog.list_provisioning_artifacts(ProductId=product_id)[
+            "ProvisioningArtifactDetails"
+        ]
+    published = [(s, p) for s in summaries if (p := _published(s)) is not None]
+    previous: dict[str, dict] = {}
+
+    def old(p: versioning.Published) -> dict:
+        if p.label not in previous:
+            previous[p.label] = _previous_template(clients, config, release, p.sha256, p.label)
+        return previous[p.label]
+
+    decision = versioning.decide(
+        name=release.name,
+        local_major=release.major,
+        sha256=sha,
+        published=[p for _, p in published],
+        compatibility=lambda p: versioning.schema_compatibility(
+            service_catalog_inputs(yaml.safe_dump(old(p)), release.kind),
+            service_catalog_inputs(release.service_catalog, release.kind),
+        ),
+    )
+    own = [s for s, p in published if p.sha256 == sha and p.major == release.major]
+    if own:
+        decision = versioning.Decision(
+            change="none",
+            version=own[0]["Name"],
+            reasons=(f"{own[0]['Name']} has the same content",),
+            previous=decision.previous,
+        )
+    elif decision.previous is not None and not allow_unsafe:
+        unsafe = versioning.unsafe_changes(
+            old(decision.previous), yaml.safe_load(release.service_catalog)
+        )
+        if unsafe:
+            raise versioning.VersionError(
+                f"{release.name}: upgrading from {decision.previous.label} would lose data:\n"
+                + "\n".join(f"  {u}" for u in unsafe)
+                + "\nchange the template, or pass --allow-unsafe if this is intended"
+            )
+    key = template_key(config, release, sha)
+    artifact = {
+        "Name": decision.version,
+        "Description": f"{release.name} {decision.version} sha256:{sha}",
+        "Info": {"LoadTemplateFromURL": template_url(clients, config, key)},
+        "Type": _TYPE,
+    }
+    steps: list[Step] = []
+    context: dict[str, str] = {}
+    if product_id:
+        context[f"product:{release.name}"] = product_id
+    if own:
+        context[f"artifact:{release.name}"] = own[0]["Id"]
+    else:
+
+        def upload(ctx: dict[str, str]) -> None:
+            clients("s3").put_object(
+                Bucket=config.bucket,
+                Key=key,
+                Body=release.service_catalog.encode(),
+                ContentType="application/x-yaml",
+            )
+
+        steps.append(
+            Step(operation="s3:PutObject", why=f"upload s3://{config.bucket}/{key}", run=upload)
+        )
+        token = _token(release.name, decision.version, sha)
+        if product_id is None:
+
+            def create_product(ctx: dict[str, str]) -> None:
+                created = catalog.create_product(
+                    Name=release.name,
+                    Owner=settings.provider,
+                    ProductType=_TYPE,
+                    Description=f"MLflow platform: {release.name}",
+                    ProvisioningArtifactParameters=artifact,
+                    IdempotencyToken=token,
+                )
+                ctx[f"product:{release.name}"] = created["ProductViewDetail"]["ProductViewSummary"][
+                    "ProductId"
+                ]
+                ctx[f"artifact:{release.name}"] = created["ProvisioningArtifactDetail"]["Id"]
+
+            steps.append(
+                Step(
+                    operation="servicecatalog:CreateProduct",
+                    why=f"new product, version {decision.version}",
+                    run=create_product,
+                )
+            )
+        else:
+
+            def create_artifact(ctx: dict[str, str]) -> None:
+                created = catalog.create_provisioning_artifact(
+                    ProductId=ctx[f"product:{release.name}"],
+                    Parameters=artifact,
+                    IdempotencyToken=token,
+                )
+                ctx[f"artifact:{release.name}"] = created["ProvisioningArtifactDetail"]["Id"]
+
+            steps.append(
+                Step(
+                    operation="servicecatalog:CreateProvisioningArtifact",
+                    why=f"{decision.change} version {decision.version}",
+                    run=create_artifact,
+                )
+            )
+    steps += _constraint_steps(catalog, settings.launch_role_arn, release, product_id, constraints)
+    steps += _older_steps(catalog, settings.older_versions, release, summaries, own)
+    return Plan(
+        channel=CHANNEL,
+        subject=release.name,
+        decision=decision,
+        steps=tuple(steps),
+        context=context,
+    )
+
+
+def launch_description(role_arn: str) -> str:
+    return f"Launch as {role_arn}"
+
+
+def _constraint_steps(
+    catalog,
+    role_arn: str,
+    release: Release,
+    product_id: str | None,
+    constraints: list[dict],
+) -> list[Step]:
+    launch = [
+        c
+        for c in constraints
+        if c["Type"] == "LAUNCH" and product_id is not None and c.get("ProductId") == product_id
+    ]
+    wanted = launch_description(role_arn)
+    if any(c.get("Description") == wanted for c in launch):
+        return []
+    steps: list[Step] = []
+    for stale in launch:
+
+        def delete(ctx: dict[str, str], stale: Mapping = stale) -> None:
+            catalog.delete_constraint(Id=stale["ConstraintId"])
+
+        steps.append(
+            Step(
+                operation="servicecatalog:DeleteConstraint",
+                why=f"replace launch constraint {stale['ConstraintId']} (other role)",
+                run=delete,
+            )
+        )
+
+    def associate(ctx: dict[str, str]) -> None:
+        catalog.associate_product_with_portfolio(
+            ProductId=ctx[f"product:{release.name}"], PortfolioId=ctx["portfolio"]
+        )
+
+    def constrain(ctx: dict[str, str]) -> None:
+        catalog.create_constraint(
+            PortfolioId=ctx["portfolio"],
+            ProductId=ctx[f"product:{release.name}"],
+            Type="LAUNCH",
+            Parameters=json.dumps({"RoleArn": role_arn}),
+            Description=wanted,
+            IdempotencyToken=_token(
+                "launch", ctx["portfolio"], ctx[f"product:{release.name}"], role_arn
+            ),
+        )
+
+    steps += [
+        Step(
+            operation="servicecatalog:AssociateProductWithPortfolio",
+            why="add the product to the portfolio",
+            run=associate,
+        ),
+        Step(
+            operation="servicecatalog:CreateConstraint", why=f"launch as {role_arn}", run=constrain
+        ),
+    ]
+    return steps
+
+
+def _older_steps(
+    catalog,
+    policy: str,
+    release: Release,
+    summaries: list[dict],
+    own: list[dict],
+) -> list[Step]:
+    if policy == "keep-active":
+        return []
+    steps: list[Step] = []
+    keep = own[0]["Id"] if own else None
+    for artifact in summaries:
+        if artifact["Id"] == keep:
+            continue
+        if policy == "deprecate" and artifact.get("Guidance") == "DEPRECATED":
+            continue
+        if policy == "deactivate" and artifact.get("Active") is False:
+            continue
+        change = {"Guidance": "DEPRECATED"} if policy == "deprecate" else {"Active": False}
+
+        def update(
+            ctx: dict[str, str], artifact: Mapping = artifact, change: dict = change
+        ) -> None:
+            catalog.update_provisioning_artifact(
+                ProductId=ctx[f"product:{release.name}"],
+                ProvisioningArtifactId=artifact["Id"],
+                **change,
+            )
+
+        steps.append(
+            Step(
+                operation="servicecatalog:UpdateProvisioningArtifact",
+                why=f"{policy} {artifact.get('Name', artifact['Id'])}",
+                run=update,
+            )
+        )
+    return steps
