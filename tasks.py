@@ -54,6 +54,7 @@ def bundle(c, check=False, force=False, json=False):
         "written": [] if result is None or check else [_relative(p) for p in result.written],
         "specs": [] if result is None else result.specs,
         "linted": [] if result is None else result.linted,
+        "new_majors": {} if result is None else result.new_majors,
     }
     if json:
         print(jsonlib.dumps(report))
@@ -62,6 +63,8 @@ def bundle(c, check=False, force=False, json=False):
     else:
         for spec in result.specs:
             print(f"rendered and linted {spec}")
+        for folder, reasons in result.new_majors.items():
+            print(f"started {folder}: not compatible with the previous major: {'; '.join(reasons)}")
         for path in report["written"]:
             print(f"wrote {path}")
         if check:

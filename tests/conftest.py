@@ -33,12 +33,11 @@ def rendered(synthesis: Synthesis) -> dict:
     from mlflow_platform import bundle
     from mlflow_platform.templates import all_templates
 
-    definitions = all_templates()
-    environments = bundle.compatible_environments(definitions)
-    return {
-        d.name: bundle.render_template(d, synthesis.templates[d.name], environments)
-        for d in definitions
-    }
+    rendered: dict = {}
+    for d in all_templates():
+        environments = bundle.compatible_environments(rendered)
+        rendered[d.name] = bundle.render_template(d, synthesis.templates[d.name], environments)
+    return rendered
 
 
 def _state_dir() -> Path:

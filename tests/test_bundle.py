@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
+import yaml
 
-from mlflow_platform import cache
+from mlflow_platform import bundle, cache
 from mlflow_platform.paths import ROOT
 
 
@@ -62,3 +64,32 @@ def test_stamp_is_valid_until_a_source_or_an_output_changes(project):
     (output.parent / "stray.yaml").unlink()
     output.unlink()
     assert not cache.up_to_date(key)
+
+
+def test_a_breaking_schema_starts_a_new_major_folder_and_keeps_the_old(tmp_path, rendered):
+    item = rendered["mlflow-environment"]
+    folder = tmp_path / "mlflow-environment" / "v1" / "schema"
+    folder.mkdir(parents=True)
+    old = yaml.safe_load(item.bundle.files["schema/schema.yaml"])
+    body = old["schema"]["types"]["EnvironmentInput"]
+    (folder / "schema.yaml").write_text(yaml.safe_dump(old))
+    assert bundle.major_for(item.definition, item.bundle, tmp_path) == (1, ())
+
+    body["properties"]["retired_input"] = {"type": "string", "description": "gone"}
+    (folder / "schema.yaml").write_text(yaml.safe_dump(old))
+    assert bundle.major_for(item.definition, item.bundle, tmp_path) == (
+        2,
+        ("input retired_input was removed",),
+    )
+    (tmp_path / "mlflow-environment" / "v2" / "schema").mkdir(parents=True)
+    (tmp_path / "mlflow-environment" / "v2" / "schema" / "schema.yaml").write_text(
+        item.bundle.files["schema/schema.yaml"]
+    )
+    assert bundle.major_for(item.definition, item.bundle, tmp_path) == (2, ())
+
+
+def test_the_service_names_the_environment_major_it_renders_against(rendered):
+    environments = bundle.compatible_environments(
+        {"mlflow-environment": dataclasses.replace(rendered["mlflow-environment"], major=3)}
+    )
+    assert environments == ("mlflow-environment:3",)

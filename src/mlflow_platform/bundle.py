@@ -7,6 +7,10 @@ Nothing is written unless every check passes. Writes:
 proton/specs/ holds the example specs; they are read, never written.
 With check=True nothing is written; the committed proton/ is compared with what renders now.
 
+Majors: each template renders into its newest proton/<template>/v<major>/ folder. When the new
+schema is not compatible with that folder's (an input removed, a constraint narrowed...), the
+render goes to a new v<major + 1>/ folder instead and the older one stays frozen, as published.
+
 Templates are synthesized one at a time so that cfn-lint, in worker processes, checks one
 template while the next one synthesizes.
 """
@@ -19,14 +23,13 @@ from pathlib import Path
 
 import yaml
 
-from mlflow_platform import archive, render, verify
+from mlflow_platform import archive, render, release, verify, versioning
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.lint import LintFinding, LintPool
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
 from mlflow_platform.synth import synthesize
 from mlflow_platform.templates import TemplateDefinition, all_templates
 
-MAJOR = 1
 SPECS_DIR = PROTON_DIR / "specs"
 
 
@@ -37,6 +40,9 @@ class BundleCheckError(PlatformError):
 @dataclass(frozen=True, kw_only=True)
 class Rendered:
     definition: TemplateDefinition
+    major: int
+    major_reasons: tuple[str, ...] = ()
+    """Why this render starts a new major folder (empty when it does not)."""
     template: dict
     bundle: render.ProtonBundle
     archive: bytes
@@ -44,7 +50,7 @@ class Rendered:
 
     @property
     def bundle_dir(self) -> Path:
-        return PROTON_DIR / self.definition.name / f"v{MAJOR}"
+        return PROTON_DIR / self.definition.name / f"v{self.major}"
 
 
 @dataclass(kw_only=True)
@@ -52,14 +58,39 @@ class BundleResult:
     written: list[Path] = field(default_factory=list)
     specs: list[str] = field(default_factory=list)
     linted: list[str] = field(default_factory=list)
+    new_majors: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """proton/<template>/v<major> folders this run starts, and why."""
 
 
 def spec_files(name: str) -> list[Path]:
     return sorted((SPECS_DIR / name).glob("*.yaml"))
 
 
+def major_for(
+    definition: TemplateDefinition, bundle: render.ProtonBundle, proton_dir: Path = PROTON_DIR
+) -> tuple[int, tuple[str, ...]]:
+    """The newest folder's major, or the next one when the schema breaks compatibility."""
+    found = release.majors(definition.name, proton_dir)
+    if not found:
+        return 1, ()
+    current = proton_dir / definition.name / f"v{found[-1]}" / "schema" / "schema.yaml"
+    if not current.is_file():
+        return found[-1], ()
+    compatibility = versioning.schema_compatibility(
+        release.proton_inputs({"schema/schema.yaml": current.read_text()}, definition.kind),
+        release.proton_inputs(bundle.files, definition.kind),
+    )
+    if compatibility.change == "major":
+        return found[-1] + 1, compatibility.reasons
+    return found[-1], ()
+
+
 def render_template(
-    definition: TemplateDefinition, template: dict, environments: tuple[str, ...]
+    definition: TemplateDefinition,
+    template: dict,
+    environments: tuple[str, ...],
+    *,
+    proton_dir: Path = PROTON_DIR,
 ) -> Rendered:
     """One synthesized template, rendered for both channels."""
     bundle = render.proton_bundle(
@@ -67,8 +98,11 @@ def render_template(
         kind=definition.kind,
         compatible_environments=environments if definition.kind == "service" else (),
     )
+    major, reasons = major_for(definition, bundle, proton_dir)
     return Rendered(
         definition=definition,
+        major=major,
+        major_reasons=reasons,
         template=template,
         bundle=bundle,
         archive=archive.tar_gz(bundle.files),
@@ -91,26 +125,34 @@ def _texts_to_lint(item: Rendered, result: BundleResult, problems: list[str]) ->
             result.specs.append(label)
     except verify.VerificationError as error:
         problems += error.problems
-    problems += verify.limit_problems(f"proton/{name}/v{MAJOR}", item.bundle, len(item.archive))
+    problems += verify.limit_problems(
+        f"proton/{name}/v{item.major}", item.bundle, len(item.archive)
+    )
     result.linted += list(texts)
     return texts
 
 
-def compatible_environments(definitions: tuple[TemplateDefinition, ...]) -> tuple[str, ...]:
-    return tuple(f"{d.name}:{MAJOR}" for d in definitions if d.kind == "environment")
+def compatible_environments(rendered: dict[str, Rendered]) -> tuple[str, ...]:
+    """Each environment at the major it renders to: the one a service's new version runs in."""
+    return tuple(
+        f"{name}:{item.major}"
+        for name, item in rendered.items()
+        if item.definition.kind == "environment"
+    )
 
 
 def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendered]:
     """Every template rendered for both channels; raises VerificationError on any problem."""
-    definitions = all_templates()
-    environments = compatible_environments(definitions)
     rendered: dict[str, Rendered] = {}
     problems: list[str] = []
     lints: list[Future[list[LintFinding]]] = []
-    for definition in definitions:
+    # Environments come first in all_templates(), so their majors are known to the services.
+    for definition in all_templates():
         template = synthesize([definition]).templates[definition.name]
-        item = render_template(definition, template, environments)
+        item = render_template(definition, template, compatible_environments(rendered))
         rendered[definition.name] = item
+        if item.major_reasons:
+            result.new_majors[str(item.bundle_dir.relative_to(ROOT))] = item.major_reasons
         lints += pool.submit(_texts_to_lint(item, result, problems))
     environment = next(r for r in rendered.values() if r.definition.kind == "environment")
     for item in rendered.values():
@@ -137,7 +179,7 @@ def bundle_files(rendered: dict[str, Rendered]) -> dict[Path, bytes]:
 def _dist_files(rendered: dict[str, Rendered]) -> dict[Path, bytes]:
     files: dict[Path, bytes] = {}
     for name, item in rendered.items():
-        files[DIST / "proton" / f"{name}-v{MAJOR}.tar.gz"] = item.archive
+        files[DIST / "proton" / f"{name}-v{item.major}.tar.gz"] = item.archive
         files[DIST / "servicecatalog" / name / "template.yaml"] = item.service_catalog.encode()
     return files
 
