@@ -160,11 +160,7 @@ def publish(
     out = sys.stderr if json else sys.stdout
     try:
         settings = publish_config.load(Path(config) if config else publish_config.CONFIG_FILE)
-        for name in target or []:
-            if name not in publish_config.CHANNELS:
-                raise PlatformError(
-                    f"--target {name!r}: must be one of {', '.join(publish_config.CHANNELS)}"
-                )
+        targets = publish_config.channels(target, settings.targets)
         bundle_unless_up_to_date()
         items = releases(list(template or []))
         clients = aws.Clients(aws.session(profile=profile, region=region))
@@ -174,7 +170,7 @@ def publish(
         clients=clients,
         config=settings,
         items=items,
-        targets=tuple(target) if target else settings.targets,
+        targets=targets,
         dry_run=dry_run,
         allow_unsafe=allow_unsafe,
         progress=lambda line: print(line, file=out, flush=True),
@@ -201,6 +197,131 @@ def publish(
         raise Exit(code=1)
 
 
+_TEMPLATES_HELP = "Only this template (repeatable; default: every template)."
+
+
+def _listing(target, template, profile, region):
+    from mlflow_platform import aws, publish_config
+    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.publish import templates
+    from mlflow_platform.upgrade import deployed
+
+    try:
+        channels = publish_config.channels(target)
+        chosen = templates(template)
+        clients = aws.Clients(aws.session(profile=profile, region=region))
+    except PlatformError as error:
+        raise Exit(str(error), code=1) from None
+    return clients, deployed(clients, chosen, channels)
+
+
+@task(
+    iterable=["target", "template"],
+    help={
+        "target": "A channel to look in: proton or servicecatalog (repeatable; default both).",
+        "template": _TEMPLATES_HELP,
+        "profile": "The AWS profile to use (default: the standard AWS configuration).",
+        "region": "The AWS region to look in (default: the standard AWS configuration).",
+        "json": "Print the result as JSON instead of lines of text.",
+    },
+)
+def outdated(c, target=None, template=None, profile=None, region=None, json=False):
+    """List deployed environments, service instances and products behind the newest version."""
+    _, listing = _listing(target, template, profile, region)
+    if json:
+        print(
+            jsonlib.dumps(
+                {"outdated": [d.describe() for d in listing.outdated], "errors": listing.errors}
+            )
+        )
+    else:
+        for item in listing.outdated:
+            where = f"{item.service}/{item.name}" if item.service else item.name
+            newer = ", ".join(
+                f"{label} {version}"
+                for label, version in (("minor", item.minor_upgrade), ("major", item.major_upgrade))
+                if version
+            )
+            print(f"{item.channel} {item.kind} {where} ({item.template}): {item.current}, {newer}")
+        if not listing.outdated:
+            print("everything deployed runs the newest version")
+        for error in listing.errors:
+            print(f"FAILED {error}")
+    if listing.errors:
+        raise Exit(code=1)
+
+
+@task(
+    iterable=["target", "template"],
+    help={
+        "env": "Upgrade this environment (Proton) or provisioned environment product.",
+        "service": "Upgrade this service instance (Proton, SERVICE/INSTANCE or INSTANCE) or "
+        "provisioned service product.",
+        "all": "Upgrade everything that is outdated.",
+        "major": "Move to a newer major version where there is one (default: minor only).",
+        "target": "A channel: proton or servicecatalog (repeatable; default both).",
+        "template": _TEMPLATES_HELP,
+        "dry_run": "Print what would be upgraded, to which version; change nothing.",
+        "profile": "The AWS profile to use (default: the standard AWS configuration).",
+        "region": "The AWS region (default: the standard AWS configuration).",
+        "json": "Print the results as JSON instead of lines of text.",
+    },
+)
+def upgrade(
+    c,
+    env=None,
+    service=None,
+    all=False,
+    major=False,
+    target=None,
+    template=None,
+    dry_run=False,
+    profile=None,
+    region=None,
+    json=False,
+):
+    """Move deployed environments, service instances and products to the newest version."""
+    import sys
+
+    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.upgrade import select
+    from mlflow_platform.upgrade import upgrade as run_upgrade
+
+    clients, listing = _listing(target, template, profile, region)
+    try:
+        items = select(listing.deployed, env=env, service=service, every=all)
+    except PlatformError as error:
+        if listing.errors:
+            error = PlatformError(f"{error}\n" + "\n".join(listing.errors))
+        raise Exit(f"invoke upgrade: {error}", code=1) from None
+    out = sys.stderr if json else sys.stdout
+    results = run_upgrade(
+        clients,
+        items,
+        major=major,
+        dry_run=dry_run,
+        progress=lambda line: print(line, file=out, flush=True),
+    )
+    if json:
+        print(
+            jsonlib.dumps(
+                {
+                    "dry_run": dry_run,
+                    "results": [r.describe() for r in results],
+                    "errors": listing.errors,
+                }
+            )
+        )
+    else:
+        for result in results:
+            item = result.item
+            print(f"{result.status:<9}{item.channel} {item.kind} {item.name}: {result.message}")
+        for error in listing.errors:
+            print(f"FAILED {error}")
+    if listing.errors or any(r.status == "failed" for r in results):
+        raise Exit(code=1)
+
+
 def _print_plan(plan, dry_run):
     decision = plan.decision
     head = f"{plan.channel} {plan.subject}"
@@ -220,4 +341,4 @@ def _relative(path):
     return str(path.relative_to(ROOT))
 
 
-namespace = Collection(synth, bundle, local, publish)
+namespace = Collection(synth, bundle, local, publish, outdated, upgrade)

@@ -54,6 +54,8 @@ class FakeAws:
     """Gets a new Proton version answers REGISTRATION_IN_PROGRESS to before it settles."""
     registration_error: str | None = None
     """When set, registrations fail with this status message."""
+    deployment_error: str | None = None
+    """When set, Proton environment deployments fail with this status message."""
     failures: dict[str, Failure] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     proton: dict[str, dict[str, dict]] = field(
@@ -352,7 +354,10 @@ class FakeAws:
 
     def _proton_GetEnvironment(self, name: str) -> dict:
         environment = self.environments[name]
-        if environment["deploymentStatus"] == "IN_PROGRESS":
+        if environment["deploymentStatus"] == "IN_PROGRESS" and self.deployment_error:
+            environment["deploymentStatus"] = "FAILED"
+            environment["deploymentStatusMessage"] = self.deployment_error
+        elif environment["deploymentStatus"] == "IN_PROGRESS":
             environment["deploymentStatus"] = "SUCCEEDED"
         return {"environment": environment}
 
@@ -442,7 +447,7 @@ class FakeAws:
             raise ApiError(
                 "InvalidParametersException", f"cannot load the template from {url.geturl()}"
             ) from None
-        yaml.safe_load(text)  # Service Catalog validates the template
+        yaml.load(text, Loader=yaml.CSafeLoader)  # Service Catalog validates the template
         return {
             "Id": self._id("pa"),
             "Name": parameters["Name"],
@@ -615,14 +620,42 @@ class FakeAws:
             "ProvisioningArtifactName": artifact["Name"],
         }
 
+    def _servicecatalog_DescribeProvisioningArtifact(
+        self, ProductId: str, ProvisioningArtifactId: str, **_
+    ) -> dict:
+        for artifact in self._product(ProductId)["artifacts"]:
+            if artifact["Id"] == ProvisioningArtifactId:
+                parameters = yaml.load(artifact["_body"], Loader=yaml.CSafeLoader).get(
+                    "Parameters", {}
+                )
+                return {
+                    "ProvisioningArtifactDetail": _public(artifact),
+                    "Status": "AVAILABLE",
+                    "ProvisioningArtifactParameters": [
+                        {
+                            "ParameterKey": k,
+                            "ParameterType": v["Type"],
+                            "IsNoEcho": False,
+                            "Description": v.get("Description", ""),
+                        }
+                        for k, v in parameters.items()
+                    ],
+                }
+        raise ApiError("ResourceNotFoundException", ProvisioningArtifactId)
+
     def _servicecatalog_SearchProvisionedProducts(self, **_) -> dict:
         return {
-            "ProvisionedProducts": list(self.provisioned.values()),
+            "ProvisionedProducts": [_public(p) for p in self.provisioned.values()],
             "TotalResultsCount": len(self.provisioned),
         }
 
     def _servicecatalog_UpdateProvisionedProduct(
-        self, ProvisionedProductId: str, ProvisioningArtifactId: str, UpdateToken: str, **_
+        self,
+        ProvisionedProductId: str,
+        ProvisioningArtifactId: str,
+        UpdateToken: str,
+        ProvisioningParameters=(),
+        **_,
     ) -> dict:
         def make() -> dict:
             item = next(p for p in self.provisioned.values() if p["Id"] == ProvisionedProductId)
@@ -632,6 +665,7 @@ class FakeAws:
                 if a["Id"] == ProvisioningArtifactId
             )
             item.update(
+                _parameters=list(ProvisioningParameters),
                 ProvisioningArtifactId=artifact["Id"],
                 ProvisioningArtifactName=artifact["Name"],
                 Status="UNDER_CHANGE",

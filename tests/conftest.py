@@ -5,9 +5,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import boto3
 import pytest
+from aws_fake import FakeAws
+from moto.server import ThreadedMotoServer
+from publishing import BUCKET, ROLE, TEAM, World, bucket_exists, free_port
 
+from mlflow_platform import publish_config
 from mlflow_platform.local import LocalPlatform
+from mlflow_platform.publish import TEMPLATES
+from mlflow_platform.publish_config import PublishConfig
 from mlflow_platform.synth import Synthesis, synthesize
 
 
@@ -59,3 +66,58 @@ def platform():
     finally:
         local.down()
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch, s3_endpoint, tmp_path):
+    """Only the standard SDK configuration: the S3 endpoint comes from AWS_ENDPOINT_URL_S3."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    s3 = boto3.client("s3")
+    for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []) if bucket_exists(s3) else []:
+        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
+    if not bucket_exists(s3):
+        s3.create_bucket(Bucket=BUCKET)
+    return s3
+
+
+@pytest.fixture
+def config() -> PublishConfig:
+    return publish_config.parse(
+        {
+            "bucket": BUCKET,
+            "prefix": "mlflow-platform/",
+            "servicecatalog": {
+                "launch_role_arn": ROLE,
+                "principals": [TEAM],
+                "provider": "Platform",
+            },
+        },
+        source="publish.yaml",
+    )
+
+
+@pytest.fixture
+def world(aws_env) -> World:
+    return World(FakeAws(s3=aws_env))
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, synthesis):
+    """The synthesized templates, to derive changed versions from."""
+    return {name: synthesis.templates[name] for name, _ in TEMPLATES}

@@ -4,153 +4,29 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 import subprocess
 import sys
 
-import boto3
 import pytest
 import yaml
-from aws_fake import FakeAws
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
+from publishing import (
+    BUCKET,
+    DB_CLUSTER,
+    ENVIRONMENT,
+    ROLE,
+    SERVICE,
+    TEAM,
+    all_ok,
+    catalog_artifacts,
+    proton_versions,
+    run,
+    write_tree,
+)
 
-from mlflow_platform import aws, bundle, publish_config, release, render
+from mlflow_platform import aws, publish_config, release, render
 from mlflow_platform.paths import ROOT
 from mlflow_platform.publish import TEMPLATES, publish, releases
-from mlflow_platform.publish_config import PublishConfig
-
-BUCKET = "platform-bundles"
-ROLE = "arn:aws:iam::123456789012:role/ServiceCatalogLaunch"
-TEAM = "arn:aws:iam::123456789012:role/DataScience"
-ENVIRONMENT, SERVICE = (name for name, _ in TEMPLATES)
-DB_CLUSTER = "DatabaseClusterC6094C50"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch, s3_endpoint, tmp_path):
-    """Only the standard SDK configuration: the S3 endpoint comes from AWS_ENDPOINT_URL_S3."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
-    s3 = boto3.client("s3")
-    for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []) if _exists(s3) else []:
-        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
-    if not _exists(s3):
-        s3.create_bucket(Bucket=BUCKET)
-    return s3
-
-
-def _exists(s3) -> bool:
-    return BUCKET in [b["Name"] for b in s3.list_buckets()["Buckets"]]
-
-
-@pytest.fixture
-def config() -> PublishConfig:
-    return publish_config.parse(
-        {
-            "bucket": BUCKET,
-            "prefix": "mlflow-platform/",
-            "servicecatalog": {
-                "launch_role_arn": ROLE,
-                "principals": [TEAM],
-                "provider": "Platform",
-            },
-        },
-        source="publish.yaml",
-    )
-
-
-class World:
-    """A fresh set of clients over the same fake services, as a new `invoke publish` process."""
-
-    def __init__(self, fake: FakeAws) -> None:
-        self.fake = fake
-
-    def clients(self) -> aws.Clients:
-        clients = aws.Clients(aws.session())
-        self.fake.attach(clients("proton"))
-        self.fake.attach(clients("servicecatalog"))
-        return clients
-
-
-@pytest.fixture
-def world(aws_env) -> World:
-    return World(FakeAws(s3=aws_env))
-
-
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory, synthesis):
-    """The synthesized templates, to derive changed versions from."""
-    return {name: synthesis.templates[name] for name, _ in TEMPLATES}
-
-
-def write_tree(root, templates: dict[str, dict], majors: dict[str, int] | None = None) -> dict:
-    """proton/ and dist/ for these templates, as `invoke bundle` writes them."""
-    from mlflow_platform.templates import all_templates
-
-    definitions = {d.name: d for d in all_templates()}
-    majors = majors or {}
-    environments = (f"{ENVIRONMENT}:{majors.get(ENVIRONMENT, 1)}",)
-    for name, template in templates.items():
-        item = bundle.render_template(definitions[name], template, environments)
-        folder = root / "proton" / name / f"v{majors.get(name, 1)}"
-        for path, text in item.bundle.files.items():
-            (folder / path).parent.mkdir(parents=True, exist_ok=True)
-            (folder / path).write_text(text)
-        catalog = root / "dist" / "servicecatalog" / name / "template.yaml"
-        catalog.parent.mkdir(parents=True, exist_ok=True)
-        catalog.write_text(item.service_catalog)
-    return {"proton_dir": root / "proton", "dist": root / "dist"}
-
-
-def run(world: World, config, paths, **options):
-    clients = world.clients()
-    outcomes = publish(
-        clients=clients,
-        config=config,
-        items=releases(**paths),
-        targets=options.pop("targets", ("proton", "servicecatalog")),
-        poll_seconds=0,
-        **options,
-    )
-    return outcomes, clients.log
-
-
-def _ok(outcomes) -> None:
-    assert [o.error for o in outcomes] == [None] * len(outcomes)
-
-
-def _versions(fake: FakeAws, kind: str, name: str) -> list[tuple[str, str]]:
-    return [
-        (f"{v['majorVersion']}.{v['minorVersion']}", v["status"])
-        for v in fake.proton[kind][name]["versions"]
-    ]
-
-
-def _artifacts(fake: FakeAws, name: str) -> list[str]:
-    (product,) = [p for p in fake.products.values() if p["summary"]["Name"] == name]
-    return [a["Name"] for a in product["artifacts"]]
 
 
 def with_optional_input(template: dict) -> dict:
@@ -166,10 +42,10 @@ def with_optional_input(template: dict) -> dict:
 def test_first_publish_creates_everything_once(world, config, tmp_path, sources):
     paths = write_tree(tmp_path, sources)
     outcomes, _log = run(world, config, paths)
-    _ok(outcomes)
+    all_ok(outcomes)
     fake = world.fake
-    assert _versions(fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
-    assert _versions(fake, "service", SERVICE) == [("1.0", "PUBLISHED")]
+    assert proton_versions(fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
+    assert proton_versions(fake, "service", SERVICE) == [("1.0", "PUBLISHED")]
     (service_version,) = fake.proton["service"][SERVICE]["versions"]
     assert service_version["compatibleEnvironmentTemplates"] == [
         {"templateName": ENVIRONMENT, "majorVersion": "1"}
@@ -185,7 +61,9 @@ def test_first_publish_creates_everything_once(world, config, tmp_path, sources)
     assert [p["detail"]["DisplayName"] for p in fake.portfolios.values()] == ["MLflow platform"]
     (portfolio,) = fake.portfolios.values()
     assert portfolio["principals"] == [TEAM]
-    assert _artifacts(fake, ENVIRONMENT) == ["1.0"] and _artifacts(fake, SERVICE) == ["1.0"]
+    assert catalog_artifacts(fake, ENVIRONMENT) == ["1.0"] and catalog_artifacts(fake, SERVICE) == [
+        "1.0"
+    ]
     launch = [c for c in fake.constraints.values() if c["Type"] == "LAUNCH"]
     assert sorted(c["ProductId"] for c in launch) == sorted(portfolio["products"])
     assert {c["_parameters"]["RoleArn"] for c in launch} == {ROLE}
@@ -196,11 +74,11 @@ def test_first_publish_creates_everything_once(world, config, tmp_path, sources)
 
 def test_republishing_the_same_content_writes_nothing(world, config, tmp_path, sources):
     paths = write_tree(tmp_path, sources)
-    _ok(run(world, config, paths)[0])
+    all_ok(run(world, config, paths)[0])
     world.fake.calls.clear()
     objects = world.fake.s3.list_objects_v2(Bucket=BUCKET)["KeyCount"]
     outcomes, log = run(world, config, paths)
-    _ok(outcomes)
+    all_ok(outcomes)
     assert log.writes == [] and world.fake.writes() == []
     assert world.fake.s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == objects
     assert all(not p.steps for o in outcomes for p in o.plans)
@@ -210,23 +88,23 @@ def test_republishing_the_same_content_writes_nothing(world, config, tmp_path, s
 
 
 def test_a_compatible_change_is_the_next_minor(world, config, tmp_path, sources):
-    _ok(run(world, config, write_tree(tmp_path / "a", sources))[0])
+    all_ok(run(world, config, write_tree(tmp_path / "a", sources))[0])
     changed = {**sources, ENVIRONMENT: with_optional_input(sources[ENVIRONMENT])}
     outcomes, _ = run(world, config, write_tree(tmp_path / "b", changed))
-    _ok(outcomes)
-    assert _versions(world.fake, "environment", ENVIRONMENT) == [
+    all_ok(outcomes)
+    assert proton_versions(world.fake, "environment", ENVIRONMENT) == [
         ("1.0", "PUBLISHED"),
         ("1.1", "PUBLISHED"),
     ]
-    assert _versions(world.fake, "service", SERVICE) == [("1.0", "PUBLISHED")]
-    assert _artifacts(world.fake, ENVIRONMENT) == ["1.0", "1.1"]
+    assert proton_versions(world.fake, "service", SERVICE) == [("1.0", "PUBLISHED")]
+    assert catalog_artifacts(world.fake, ENVIRONMENT) == ["1.0", "1.1"]
     plans = {(o.channel, p.subject): p for o in outcomes for p in o.plans}
     assert plans["proton", ENVIRONMENT].decision.change == "minor"
     assert "input extra_tag was added, optional" in plans["proton", ENVIRONMENT].decision.reasons
 
 
 def test_a_breaking_change_needs_the_next_major_folder(world, config, tmp_path, sources):
-    _ok(run(world, config, write_tree(tmp_path / "a", sources))[0])
+    all_ok(run(world, config, write_tree(tmp_path / "a", sources))[0])
     breaking = copy.deepcopy(sources[ENVIRONMENT])
     breaking["Parameters"]["LogRetentionDays"]["AllowedValues"] = ["30", "90"]
     same_folder = write_tree(tmp_path / "b", {**sources, ENVIRONMENT: breaking})
@@ -242,12 +120,12 @@ def test_a_breaking_change_needs_the_next_major_folder(world, config, tmp_path, 
     new_major = write_tree(tmp_path / "c", {**sources, ENVIRONMENT: breaking}, {ENVIRONMENT: 2})
     assert release.majors(ENVIRONMENT, new_major["proton_dir"]) == [1, 2]
     outcomes, _ = run(world, config, new_major)
-    _ok(outcomes)
-    assert _versions(world.fake, "environment", ENVIRONMENT) == [
+    all_ok(outcomes)
+    assert proton_versions(world.fake, "environment", ENVIRONMENT) == [
         ("1.0", "PUBLISHED"),
         ("2.0", "PUBLISHED"),
     ]
-    assert _artifacts(world.fake, ENVIRONMENT) == ["1.0", "2.0"]
+    assert catalog_artifacts(world.fake, ENVIRONMENT) == ["1.0", "2.0"]
     # The service now names the environment's new major.
     assert world.fake.proton["service"][SERVICE]["versions"][-1][
         "compatibleEnvironmentTemplates"
@@ -255,7 +133,7 @@ def test_a_breaking_change_needs_the_next_major_folder(world, config, tmp_path, 
 
 
 def test_replacing_a_stateful_resource_is_refused_unless_allowed(world, config, tmp_path, sources):
-    _ok(run(world, config, write_tree(tmp_path / "a", sources))[0])
+    all_ok(run(world, config, write_tree(tmp_path / "a", sources))[0])
     unsafe = copy.deepcopy(sources[ENVIRONMENT])
     unsafe["Resources"][DB_CLUSTER]["Properties"]["DatabaseName"] = "renamed"
     paths = write_tree(tmp_path / "b", {**sources, ENVIRONMENT: unsafe})
@@ -265,8 +143,8 @@ def test_replacing_a_stateful_resource_is_refused_unless_allowed(world, config, 
         assert "DatabaseName" in outcome.error and "--allow-unsafe" in outcome.error
     assert log.writes == []
     outcomes, _ = run(world, config, paths, allow_unsafe=True)
-    _ok(outcomes)
-    assert _artifacts(world.fake, ENVIRONMENT) == ["1.0", "1.1"]
+    all_ok(outcomes)
+    assert catalog_artifacts(world.fake, ENVIRONMENT) == ["1.0", "1.1"]
 
 
 def test_a_failed_registration_leaves_no_draft_and_spares_the_other_channel(
@@ -277,8 +155,8 @@ def test_a_failed_registration_leaves_no_draft_and_spares_the_other_channel(
     proton, catalog = outcomes
     assert "registration failed: cloudformation.yaml: Template format error" in proton.error
     assert "deleted" in proton.error
-    assert _versions(world.fake, "environment", ENVIRONMENT) == []
-    assert catalog.error is None and _artifacts(world.fake, SERVICE) == ["1.0"]
+    assert proton_versions(world.fake, "environment", ENVIRONMENT) == []
+    assert catalog.error is None and catalog_artifacts(world.fake, SERVICE) == ["1.0"]
 
 
 STEPS = [
@@ -304,15 +182,15 @@ def test_a_rerun_after_a_failure_finishes_without_duplicates(
     outcomes, _ = run(world, config, paths)
     assert any(o.error and operation in o.error for o in outcomes), [o.error for o in outcomes]
     outcomes, _ = run(world, config, paths)
-    _ok(outcomes)
-    assert _versions(world.fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
-    assert _versions(world.fake, "service", SERVICE) == [("1.0", "PUBLISHED")]
+    all_ok(outcomes)
+    assert proton_versions(world.fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
+    assert proton_versions(world.fake, "service", SERVICE) == [("1.0", "PUBLISHED")]
     assert len(world.fake.portfolios) == 1
     assert sorted(p["summary"]["Name"] for p in world.fake.products.values()) == [
         ENVIRONMENT,
         SERVICE,
     ]
-    assert _artifacts(world.fake, ENVIRONMENT) == ["1.0"]
+    assert catalog_artifacts(world.fake, ENVIRONMENT) == ["1.0"]
     assert len(world.fake.constraints) == 2
     (portfolio,) = world.fake.portfolios.values()
     assert portfolio["principals"] == [TEAM]
@@ -327,22 +205,22 @@ def test_an_interrupted_registration_is_resumed_not_duplicated(world, config, tm
     world.fake.fail("GetEnvironmentTemplateVersion")  # the run dies while waiting
     outcomes, _ = run(world, config, paths, targets=("proton",))
     assert outcomes[0].error
-    assert _versions(world.fake, "environment", ENVIRONMENT) == [
+    assert proton_versions(world.fake, "environment", ENVIRONMENT) == [
         ("1.0", "REGISTRATION_IN_PROGRESS")
     ]
     outcomes, _ = run(world, config, paths, targets=("proton",))
-    _ok(outcomes)
+    all_ok(outcomes)
     plan = outcomes[0].plans[0]
     assert [s.operation for s in plan.steps] == [
         "proton:GetEnvironmentTemplateVersion",
         "proton:UpdateEnvironmentTemplateVersion",
     ]
-    assert _versions(world.fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
+    assert proton_versions(world.fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
 
 
 def test_dry_run_reads_and_plans_but_writes_nothing(world, config, tmp_path, sources):
     outcomes, log = run(world, config, write_tree(tmp_path, sources), dry_run=True)
-    _ok(outcomes)
+    all_ok(outcomes)
     assert log.writes == [] and world.fake.writes() == []
     assert world.fake.s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
     proton = outcomes[0].plans[0].describe()
@@ -372,10 +250,12 @@ def test_older_artifacts_are_deprecated_by_policy(world, tmp_path, sources):
         },
         source="publish.yaml",
     )
-    _ok(run(world, settings, write_tree(tmp_path / "a", sources), targets=("servicecatalog",))[0])
+    all_ok(
+        run(world, settings, write_tree(tmp_path / "a", sources), targets=("servicecatalog",))[0]
+    )
     changed = {**sources, ENVIRONMENT: with_optional_input(sources[ENVIRONMENT])}
     paths = write_tree(tmp_path / "b", changed)
-    _ok(run(world, settings, paths, targets=("servicecatalog",))[0])
+    all_ok(run(world, settings, paths, targets=("servicecatalog",))[0])
     (product,) = [p for p in world.fake.products.values() if p["summary"]["Name"] == ENVIRONMENT]
     assert [(a["Name"], a["Guidance"]) for a in product["artifacts"]] == [
         ("1.0", "DEPRECATED"),
@@ -395,7 +275,7 @@ def test_proton_unavailable_names_the_channel_and_the_other_still_publishes(
     proton, catalog = outcomes
     assert proton.error.startswith("proton: AWS Proton is not available")
     assert "--target servicecatalog" in proton.error
-    assert catalog.error is None and _artifacts(world.fake, ENVIRONMENT) == ["1.0"]
+    assert catalog.error is None and catalog_artifacts(world.fake, ENVIRONMENT) == ["1.0"]
 
 
 def test_a_missing_bucket_is_named(world, tmp_path, sources):

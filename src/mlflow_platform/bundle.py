@@ -21,9 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from mlflow_platform import archive, render, release, verify, versioning
+from mlflow_platform import archive, release, render, verify, versioning, yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.lint import LintFinding, LintPool
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
@@ -160,7 +158,7 @@ def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendere
             problems += verify.contract_problems(
                 environment=environment.template,
                 service_proton_text="".join(item.bundle.files.values()),
-                service_catalog=yaml.safe_load(item.service_catalog),
+                service_catalog=yaml_io.load(item.service_catalog),
             )
     problems += [f"cfn-lint: {finding}" for lint in lints for finding in lint.result()]
     if problems:

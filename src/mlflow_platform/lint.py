@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
-import yaml
+from mlflow_platform import yaml_io
 
 # Regions the templates are checked against: resource and property availability differ.
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
@@ -92,7 +92,7 @@ class LintPool:
         futures = []
         # Largest first, so the longest lint does not start last.
         for source, text in sorted(texts.items(), key=lambda kv: -len(kv[1])):
-            key = json.dumps(yaml.safe_load(text), sort_keys=True)
+            key = json.dumps(yaml_io.load(text), sort_keys=True)
             if key not in self._submitted:
                 self._submitted[key] = self._executor.submit(_lint_one, (source, text))
                 futures.append(self._submitted[key])

@@ -13,6 +13,7 @@ from typing import Literal
 
 import yaml
 
+from mlflow_platform import yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.paths import ROOT
 
@@ -137,7 +138,17 @@ def load(path: Path = CONFIG_FILE) -> PublishConfig:
     except FileNotFoundError:
         raise ConfigError(f"{path}: the publishing configuration is missing") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_io.load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     return parse(data, source=path.name)
+
+
+def channels(
+    names: list[str] | None, default: tuple[Channel, ...] = CHANNELS
+) -> tuple[Channel, ...]:
+    """--target values, checked."""
+    for name in names or []:
+        if name not in CHANNELS:
+            raise ConfigError(f"--target {name!r}: must be one of {', '.join(CHANNELS)}")
+    return tuple(names) if names else default  # type: ignore[return-value]

@@ -16,9 +16,8 @@ import time
 from collections.abc import Mapping
 
 import botocore.exceptions
-import yaml
 
-from mlflow_platform import versioning
+from mlflow_platform import versioning, yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.publish_config import PublishConfig
 from mlflow_platform.publish_plan import Plan, Progress, Step
@@ -132,8 +131,8 @@ def plan(
     if decision.change == "none":
         return Plan(channel=CHANNEL, subject=release.name, decision=decision, steps=())
     if decision.previous is not None and decision.previous.sha256 and not allow_unsafe:
-        old = yaml.safe_load(previous(decision.previous)[release.infrastructure_file])
-        new = yaml.safe_load(release.files[release.infrastructure_file])
+        old = yaml_io.load(previous(decision.previous)[release.infrastructure_file])
+        new = yaml_io.load(release.files[release.infrastructure_file])
         unsafe = versioning.unsafe_changes(old, new)
         if unsafe:
             raise versioning.VersionError(

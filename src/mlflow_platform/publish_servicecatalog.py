@@ -18,9 +18,8 @@ import re
 from collections.abc import Mapping
 
 import botocore.exceptions
-import yaml
 
-from mlflow_platform import versioning
+from mlflow_platform import versioning, yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.publish_config import PublishConfig
 from mlflow_platform.publish_plan import Plan, Step
@@ -195,7 +194,7 @@ def _previous_template(
             f"({error.response['Error']['Code']}), which the compatibility and upgrade-safety "
             "checks compare against",
         ) from None
-    return yaml.safe_load(body)
+    return yaml_io.load(body)
 
 
 def _product_plan(
@@ -231,8 +230,8 @@ def _product_plan(
         sha256=sha,
         published=[p for _, p in published],
         compatibility=lambda p: versioning.schema_compatibility(
-            service_catalog_inputs(yaml.safe_dump(old(p)), release.kind),
-            service_catalog_inputs(release.service_catalog, release.kind),
+            service_catalog_inputs(old(p), release.kind),
+            service_catalog_inputs(release.service_catalog_template, release.kind),
         ),
     )
     own = [s for s, p in published if p.sha256 == sha and p.major == release.major]
@@ -244,9 +243,7 @@ def _product_plan(
             previous=decision.previous,
         )
     elif decision.previous is not None and not allow_unsafe:
-        unsafe = versioning.unsafe_changes(
-            old(decision.previous), yaml.safe_load(release.service_catalog)
-        )
+        unsafe = versioning.unsafe_changes(old(decision.previous), release.service_catalog_template)
         if unsafe:
             raise versioning.VersionError(
                 f"{release.name}: upgrading from {decision.previous.label} would lose data:\n"

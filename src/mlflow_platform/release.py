@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import yaml
-
-from mlflow_platform import archive
+from mlflow_platform import archive, yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
 from mlflow_platform.proton_schema import INPUT_TYPE, schema
@@ -71,6 +69,10 @@ class Release:
     def service_catalog_sha256(self) -> str:
         return sha256(self.service_catalog.encode())
 
+    @cached_property
+    def service_catalog_template(self) -> Mapping:
+        return yaml_io.load(self.service_catalog)  # type: ignore[return-value]
+
     @property
     def infrastructure_file(self) -> str:
         return next(p for p in self.files if p.endswith("cloudformation.yaml"))
@@ -82,7 +84,7 @@ class Release:
         if text is None:
             return []
         pairs = []
-        for entry in yaml.safe_load(text)["compatible_environments"]:
+        for entry in yaml_io.load(text)["compatible_environments"]:
             template, _, major = str(entry).partition(":")
             pairs.append((template, int(major)))
         return pairs
@@ -90,13 +92,13 @@ class Release:
 
 def proton_inputs(files: Mapping[str, str], kind: Kind) -> Mapping:
     """The input body of a bundle's schema (what versioning compares)."""
-    document = yaml.safe_load(files["schema/schema.yaml"])["schema"]
+    document = yaml_io.load(files["schema/schema.yaml"])["schema"]
     return document["types"][INPUT_TYPE[kind]]
 
 
-def service_catalog_inputs(template_text: str, kind: Kind) -> Mapping:
+def service_catalog_inputs(template: Mapping, kind: Kind) -> Mapping:
     """A Service Catalog template's parameters, in the same form as a Proton input body."""
-    document = schema(yaml.safe_load(template_text), kind=kind)["schema"]
+    document = schema(template, kind=kind)["schema"]
     return document["types"][INPUT_TYPE[kind]]  # type: ignore[index]
 
 

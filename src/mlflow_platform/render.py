@@ -14,9 +14,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import yaml
-
-from mlflow_platform import contract
+from mlflow_platform import contract, yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.proton_schema import PROVIDED, input_name, schema
 from mlflow_platform.templates import Kind
@@ -44,7 +42,7 @@ class ProtonBundle:
 
 
 def to_yaml(document: object) -> str:
-    return yaml.safe_dump(document, sort_keys=False, width=10**6, allow_unicode=True)
+    return yaml_io.dump(document)
 
 
 def proton_cloudformation(template: Mapping[str, object], *, kind: Kind) -> dict:

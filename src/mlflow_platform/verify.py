@@ -19,7 +19,7 @@ import jinja2
 import jsonschema
 import yaml
 
-from mlflow_platform import contract
+from mlflow_platform import contract, yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.render import INFRASTRUCTURE_DIR, TEMPLATE_FILE, ProtonBundle
 from mlflow_platform.templates import Kind
@@ -47,7 +47,7 @@ class RenderedSpec:
 
 
 def input_body(bundle: ProtonBundle) -> dict:
-    document = yaml.safe_load(bundle.files["schema/schema.yaml"])["schema"]
+    document = yaml_io.load(bundle.files["schema/schema.yaml"])["schema"]
     type_name = next(v for k, v in document.items() if k.endswith("_input_type"))
     return {**document["types"][type_name], "additionalProperties": False}
 
@@ -114,7 +114,7 @@ def render_specs(
     for path in spec_files:
         name = path.relative_to(root).as_posix()
         try:
-            document = yaml.safe_load(path.read_text()) or {}
+            document = yaml_io.load(path.read_text()) or {}
         except yaml.YAMLError as error:
             problems.append(f"{name}: not YAML: {error}")
             continue
