@@ -197,6 +197,52 @@ def publish(
         raise Exit(code=1)
 
 
+@task(
+    help={
+        "engine": "The container engine command (default docker; podman works too).",
+        "dry_run": "Check ECR and print what would be built and pushed; change nothing.",
+        "profile": "The AWS profile to use (default: the standard AWS configuration).",
+        "region": "The AWS region of the ECR repository (default: the standard AWS configuration).",
+        "json": "Print the result as JSON instead of lines of text.",
+    },
+)
+def image(c, engine="docker", dry_run=False, profile=None, region=None, json=False):
+    """Build the tracking-server image and push it to ECR, tagged by its content."""
+    import sys
+
+    from mlflow_platform import aws
+    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.image_push import build_and_push
+
+    out = sys.stderr if json else sys.stdout
+    try:
+        clients = aws.Clients(aws.session(profile=profile, region=region))
+        result = build_and_push(
+            clients,
+            engine=engine,
+            dry_run=dry_run,
+            progress=lambda line: print(line, file=out, flush=True),
+        )
+    except PlatformError as error:
+        raise Exit(f"invoke image: {error}", code=1) from None
+    if json:
+        print(
+            jsonlib.dumps(
+                {
+                    "uri": result.uri,
+                    "pushed": result.pushed,
+                    "dry_run": dry_run,
+                    "steps": list(result.steps),
+                }
+            )
+        )
+    else:
+        verb = "would run" if dry_run else "ran"
+        for step in result.steps:
+            print(f"{verb}: {step}" if result.pushed or dry_run else step)
+        print(result.uri)
+
+
 _TEMPLATES_HELP = "Only this template (repeatable; default: every template)."
 
 
@@ -341,4 +387,4 @@ def _relative(path):
     return str(path.relative_to(ROOT))
 
 
-namespace = Collection(synth, bundle, local, publish, outdated, upgrade)
+namespace = Collection(synth, bundle, local, image, publish, outdated, upgrade)
