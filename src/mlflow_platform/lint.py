@@ -8,6 +8,7 @@ deletion and replacement policies.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -33,20 +34,26 @@ class LintFinding:
         return f"{self.source}:{self.line}: {self.rule} {self.message}"
 
 
+@functools.cache
+def _runner():
+    """One cfn-lint runner per process: loading its rules costs about a second, and the CLI
+    itself reuses one runner for many templates."""
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.runner import Runner
+
+    return Runner(
+        ConfigMixIn(regions=list(REGIONS), ignore_checks=list(IGNORED), include_checks=["I3011"])
+    )
+
+
 def lint_template(text: str, *, source: str) -> list[LintFinding]:
     """Every cfn-lint error and warning (and I3011) in one template's text."""
     # Imported here: loading cfn-lint takes about a second, which a process that only hands
     # templates to LintPool workers should not pay.
-    from cfnlint.api import ManualArgs, lint
+    from cfnlint.decode.decode import decode_str
 
-    matches = lint(
-        text,
-        config=ManualArgs(
-            regions=list(REGIONS),
-            ignore_checks=list(IGNORED),
-            include_checks=["I3011"],
-        ),
-    )
+    template, errors = decode_str(text)
+    matches = errors if errors else list(_runner().validate_template(template))
     return [
         LintFinding(source=source, rule=m.rule.id, message=m.message, line=m.linenumber)
         for m in matches
