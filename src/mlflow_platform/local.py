@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,6 +160,17 @@ class LocalPlatform:
             "s3_endpoint": f"http://127.0.0.1:{state['s3']['port']}" if "s3" in state else None,
             "bucket": BUCKET if "s3" in state else None,
         }
+
+    def database_uri(self) -> str | None:
+        """The tracking database as MLflow's own store reaches it (None when embedded)."""
+        state = self._state()
+        if "postgres" not in state:
+            return None
+        password = urllib.parse.quote(self._credentials().db_password, safe="")
+        return (
+            f"postgresql+psycopg2://{DB_USER}:{password}@127.0.0.1:{state['postgres']['port']}/"
+            f"{DATABASE}"
+        )
 
     def status(self) -> dict[str, dict]:
         state = self._state()

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tracking_server import settings as names
+from tracking_server import store_plugin
 from tracking_server.settings import Settings, SettingsError, from_environ
 
 DATABASE_WAIT_SECONDS = 300
@@ -140,6 +141,10 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
     """argv and environment of `mlflow server`; no secret in argv."""
     env = {k: v for k, v in os.environ.items() if k not in names.SECRETS}
     env["MLFLOW_BACKEND_STORE_URI"] = settings.database.uri()
+    if not settings.database.sqlite_path:
+        # Runs and metrics go through the bulk store; the registry keeps MLflow's own.
+        env["MLFLOW_REGISTRY_STORE_URI"] = settings.database.uri()
+        env["MLFLOW_BACKEND_STORE_URI"] = store_plugin.bulk_uri(settings.database.uri())
     env["MLFLOW_ARTIFACTS_DESTINATION"] = settings.artifacts_destination
     allowed = ("localhost", "127.0.0.1", f"localhost:{settings.port}",
                f"127.0.0.1:{settings.port}", *settings.allowed_hosts)  # fmt: skip

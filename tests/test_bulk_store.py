@@ -1,0 +1,176 @@
+"""The bulk metric store against MLflow's own store, on the local platform's PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import sys
+import threading
+import zipfile
+
+import pytest
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.tracking._tracking_service.utils import _get_store
+
+from mlflow_platform.paths import IMAGE_SOURCE
+from tracking_server import bulk_store, store_plugin
+from tracking_server import settings as names
+from tracking_server.entrypoint import server_command
+from tracking_server.settings import from_environ
+
+
+@pytest.fixture(scope="module")
+def stores(platform, tmp_path_factory):
+    local, _ = platform
+    uri = local.database_uri()
+    artifacts = str(tmp_path_factory.mktemp("artifacts"))
+    stock = SqlAlchemyStore(uri, artifacts)
+    bulk = store_plugin.store(store_plugin.bulk_uri(uri), artifacts)
+    experiment = stock.create_experiment(f"bulk-store-{random.randrange(10**9)}")
+    return stock, bulk, lambda: stock.create_run(experiment, "test", 0, [], "run").info.run_id
+
+
+def _snapshot(store: SqlAlchemyStore, run_id: str) -> tuple[dict, dict]:
+    latest = store.get_run(run_id).data.metrics
+    history = {
+        key: sorted(
+            (m.step, m.timestamp, repr(m.value)) for m in store.get_metric_history(run_id, key)
+        )
+        for key in latest
+    }
+    return {k: repr(v) for k, v in latest.items()}, history
+
+
+def test_the_same_batches_leave_the_same_rows_as_mlflows_store(stores):
+    stock, bulk, new_run = stores
+    rnd = random.Random(20261126)
+    values = [float("nan"), float("inf"), float("-inf"), 0.0, 1.0, -2.5]
+    by_stock, by_bulk = new_run(), new_run()
+    for _ in range(30):
+        metrics = [
+            Metric(
+                f"m{rnd.randrange(6)}",
+                rnd.choice([*values, rnd.random()]),
+                rnd.randrange(50),
+                rnd.randrange(8),
+            )
+            for _ in range(rnd.randrange(1, 60))
+        ]
+        metrics += metrics[: rnd.randrange(4)]  # repeated within the batch
+        for store, run_id in ((stock, by_stock), (bulk, by_bulk)):
+            if len(metrics) == 1:
+                store.log_metric(run_id, metrics[0])
+            else:
+                store.log_batch(run_id, metrics, [], [])
+        bulk.log_batch(by_bulk, metrics[:2], [], [])  # repeated across batches: ignored
+        stock.log_batch(by_stock, metrics[:2], [], [])
+    assert _snapshot(stock, by_stock) == _snapshot(bulk, by_bulk)
+    assert len(_snapshot(bulk, by_bulk)[0]) == 6
+
+
+def test_a_deleted_run_takes_no_metric(stores):
+    stock, bulk, new_run = stores
+    run_id = new_run()
+    stock.delete_run(run_id)
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        bulk.log_batch(run_id, [Metric("loss", 1.0, 1, 1)], [], [])
+    stock.restore_run(run_id)
+    assert stock.get_metric_history(run_id, "loss") == []
+
+
+def test_an_invalid_metric_rejects_the_batch_before_writing(stores):
+    stock, bulk, new_run = stores
+    run_id = new_run()
+    with pytest.raises(MlflowException, match=r"metrics\[1\]"):
+        bulk.log_batch(run_id, [Metric("ok", 1.0, 1, 1), Metric("../up", 1.0, 1, 1)], [], [])
+    assert stock.get_run(run_id).data.metrics == {}
+
+
+def test_concurrent_writers_on_one_run_lose_nothing(stores):
+    stock, bulk, new_run = stores
+    run_id = new_run()
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            for batch in range(5):
+                metrics = [
+                    Metric(
+                        f"k{i % 7}", float(worker), 1_000 + batch, worker * 10_000 + batch * 200 + i
+                    )
+                    for i in range(200)
+                ]
+                bulk.log_batch(run_id, metrics, [], [])
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    total = sum(len(stock.get_metric_history(run_id, f"k{k}")) for k in range(7))
+    assert total == 4 * 5 * 200
+    latest = stock.get_run(run_id).data.metrics
+    assert latest == {f"k{k}": 3.0 for k in range(7)}  # worker 3 logs the greatest steps
+    assert not any(math.isnan(v) for v in latest.values())
+
+
+def test_mlflow_finds_the_store_through_its_entry_point(stores, platform):
+    local, _ = platform
+    found = _get_store(store_plugin.bulk_uri(local.database_uri()))
+    assert isinstance(found, bulk_store.BulkSqlAlchemyStore)
+
+
+def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path):
+    settings = from_environ(
+        {
+            names.AUTH_MODE: "iam",
+            names.DB_HOST: "db.internal",
+            names.DB_PORT: "5432",
+            names.DB_NAME: "mlflow",
+            names.DB_USERNAME: "mlflow",
+            names.DB_PASSWORD: "p@ss/word",
+            names.ARTIFACTS_DESTINATION: "s3://bucket/artifacts",
+            names.ALLOWED_HOSTS: "mlflow.internal",
+        }
+    )
+    _, env = server_command(settings, tmp_path)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == (
+        "pgbulk://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
+    )
+    assert env["MLFLOW_REGISTRY_STORE_URI"] == (
+        "postgresql+psycopg2://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
+    )
+
+
+def test_the_image_installs_the_entry_point(tmp_path):
+    """What the Dockerfile installs: a wheel of src/tracking_server with the store's entry point."""
+    source = tmp_path / "tracking_server"
+    subprocess.run(["cp", "-r", str(IMAGE_SOURCE), str(source)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "pgbulk = tracking_server.store_plugin:store" in archive.read(entry_points).decode()
+    assert "tracking_server/bulk_store.py" in names
+    assert "tracking_server/entrypoint.py" in names
