@@ -432,3 +432,13 @@ def test_rendered_bundles_round_trip_through_release(tmp_path, sources):
         render.service_catalog_template(sources[ENVIRONMENT])
     )
     assert json.dumps(release.proton_inputs(items[0].files, "environment"))
+
+
+def test_access_denied_names_the_channel_and_the_operation(world, config, tmp_path, sources):
+    world.fake.fail("CreatePortfolio", code="AccessDeniedException")
+    outcomes, _ = run(world, config, write_tree(tmp_path, sources))
+    proton, catalog = outcomes
+    assert proton.error is None
+    assert catalog.error.startswith("servicecatalog: access denied to CreatePortfolio")
+    assert "grant the publishing identity that permission" in catalog.error
+    assert world.fake.products == {}
