@@ -20,6 +20,9 @@ from mlflow_platform import yaml_io
 
 # Regions the templates are checked against: resource and property availability differ.
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+# A Proton render has the Service Catalog template's resources with other parameter values, so
+# the regional checks have been made on that template; its render is checked in one region.
+PRIMARY_REGION = REGIONS[:1]
 IGNORED: Mapping[str, str] = {}
 
 
@@ -35,25 +38,33 @@ class LintFinding:
 
 
 @functools.cache
-def _runner():
-    """One cfn-lint runner per process: loading its rules costs about a second, and the CLI
-    itself reuses one runner for many templates."""
+def _rules():
+    """cfn-lint's rules, loaded once per process (about a second); the CLI, too, checks many
+    templates with one set."""
     from cfnlint.config import ConfigMixIn
     from cfnlint.runner import Runner
 
-    return Runner(
-        ConfigMixIn(regions=list(REGIONS), ignore_checks=list(IGNORED), include_checks=["I3011"])
-    )
+    return Runner(ConfigMixIn(regions=list(REGIONS))).rules
 
 
-def lint_template(text: str, *, source: str) -> list[LintFinding]:
+@functools.cache
+def _config(regions: tuple[str, ...]):
+    from cfnlint.config import ConfigMixIn
+
+    return ConfigMixIn(regions=list(regions), ignore_checks=list(IGNORED), include_checks=["I3011"])
+
+
+def lint_template(
+    text: str, *, source: str, regions: tuple[str, ...] = REGIONS
+) -> list[LintFinding]:
     """Every cfn-lint error and warning (and I3011) in one template's text."""
     # Imported here: loading cfn-lint takes about a second, which a process that only hands
     # templates to LintPool workers should not pay.
     from cfnlint.decode.decode import decode_str
+    from cfnlint.runner import run_template_by_data
 
     template, errors = decode_str(text)
-    matches = errors if errors else list(_runner().validate_template(template))
+    matches = errors or list(run_template_by_data(template, _config(regions), _rules()))
     return [
         LintFinding(source=source, rule=m.rule.id, message=m.message, line=m.linenumber)
         for m in matches
@@ -68,9 +79,9 @@ def _warm_up() -> None:
     lint_template(_WARM_UP, source="warm-up")
 
 
-def _lint_one(item: tuple[str, str]) -> list[LintFinding]:
-    source, text = item
-    return lint_template(text, source=source)
+def _lint_one(item: tuple[str, str, tuple[str, ...]]) -> list[LintFinding]:
+    source, text, regions = item
+    return lint_template(text, source=source, regions=regions)
 
 
 class LintPool:
@@ -89,7 +100,9 @@ class LintPool:
         # Start every worker now: the pool would otherwise spawn them on first use.
         self._ready = [self._executor.submit(int) for _ in range(self._executor._max_workers)]
 
-    def submit(self, texts: Mapping[str, str]) -> list[Future[list[LintFinding]]]:
+    def submit(
+        self, texts: Mapping[str, str], *, regions: tuple[str, ...] = REGIONS
+    ) -> list[Future[list[LintFinding]]]:
         """Start linting now; the caller goes on (with the next synth) and collects later.
 
         Each distinct template is linted once: a text that parses to the same document as one
@@ -101,7 +114,7 @@ class LintPool:
         for source, text in sorted(texts.items(), key=lambda kv: -len(kv[1])):
             key = json.dumps(yaml_io.load(text), sort_keys=True)
             if key not in self._submitted:
-                self._submitted[key] = self._executor.submit(_lint_one, (source, text))
+                self._submitted[key] = self._executor.submit(_lint_one, (source, text, regions))
                 futures.append(self._submitted[key])
         return futures
 
