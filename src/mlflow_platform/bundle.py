@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mlflow_platform import archive, release, render, verify, versioning, yaml_io
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.lint import LintFinding, LintPool
+from mlflow_platform.lint import PRIMARY_REGION, LintFinding, LintPool
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
 from mlflow_platform.synth import synthesize
 from mlflow_platform.templates import TemplateDefinition, all_templates
@@ -108,12 +108,16 @@ def render_template(
     )
 
 
-def _texts_to_lint(item: Rendered, result: BundleResult, problems: list[str]) -> dict[str, str]:
+def _texts_to_lint(
+    item: Rendered, result: BundleResult, problems: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The Service Catalog template (checked in every region) and the Proton renders."""
     name = item.definition.name
     files = spec_files(name)
     if not files:
         problems.append(f"no example specs in {SPECS_DIR.relative_to(ROOT)}/{name}/")
-    texts = {f"dist/servicecatalog/{name}/template.yaml": item.service_catalog}
+    catalog = {f"dist/servicecatalog/{name}/template.yaml": item.service_catalog}
+    texts: dict[str, str] = {}
     try:
         for spec in verify.render_specs(
             kind=item.definition.kind, bundle=item.bundle, spec_files=files, root=ROOT
@@ -126,8 +130,8 @@ def _texts_to_lint(item: Rendered, result: BundleResult, problems: list[str]) ->
     problems += verify.limit_problems(
         f"proton/{name}/v{item.major}", item.bundle, len(item.archive)
     )
-    result.linted += list(texts)
-    return texts
+    result.linted += [*catalog, *texts]
+    return catalog, texts
 
 
 def compatible_environments(rendered: dict[str, Rendered]) -> tuple[str, ...]:
@@ -151,7 +155,9 @@ def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendere
         rendered[definition.name] = item
         if item.major_reasons:
             result.new_majors[str(item.bundle_dir.relative_to(ROOT))] = item.major_reasons
-        lints += pool.submit(_texts_to_lint(item, result, problems))
+        catalog, renders = _texts_to_lint(item, result, problems)
+        lints += pool.submit(catalog)  # first: a render that equals it shares its lint
+        lints += pool.submit(renders, regions=PRIMARY_REGION)
     environment = next(r for r in rendered.values() if r.definition.kind == "environment")
     for item in rendered.values():
         if item.definition.kind == "service":
