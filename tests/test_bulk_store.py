@@ -143,6 +143,7 @@ def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path)
     assert env["MLFLOW_BACKEND_STORE_URI"] == (
         "pgbulk://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
     )
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_REGISTRY_STORE_URI"] == (
         "postgresql+psycopg2://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
     )

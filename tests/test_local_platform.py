@@ -4,6 +4,7 @@ PostgreSQL, an S3 endpoint, basic auth, all started through the cloud's entrypoi
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -281,3 +282,14 @@ def test_team_user_function_reports_failure_to_cloudformation(platform, monkeypa
     [response] = catcher.received
     assert response["Status"] == "FAILED"
     assert "creating MLflow user t2: HTTP 401" in response["Reason"]
+
+
+def test_the_server_runs_without_mlflows_job_runners(platform):
+    """One server process and its worker: no job-runner processes beside them."""
+    local, _ = platform
+    server = local.status()["server"]
+    assert server["running"]
+    children = subprocess.run(
+        ["pgrep", "-f", "huey_consumer"], capture_output=True, text=True, check=False
+    )
+    assert children.stdout.strip() == ""

@@ -146,6 +146,10 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
         env["MLFLOW_REGISTRY_STORE_URI"] = settings.database.uri()
         env["MLFLOW_BACKEND_STORE_URI"] = store_plugin.bulk_uri(settings.database.uri())
     env["MLFLOW_ARTIFACTS_DESTINATION"] = settings.artifacts_destination
+    # MLflow 3 starts job runners (GenAI scorers, trace roll-ups) beside the server: four more
+    # processes, about 1 GB in all, and periodic tasks that every replica would run again.
+    # Experiment tracking and the registry need none of it.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     allowed = ("localhost", "127.0.0.1", f"localhost:{settings.port}",
                f"127.0.0.1:{settings.port}", *settings.allowed_hosts)  # fmt: skip
     argv = [
