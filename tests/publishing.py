@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 
 from aws_fake import FakeAws
@@ -85,3 +86,14 @@ def proton_versions(fake: FakeAws, kind: str, name: str) -> list[tuple[str, str]
 def catalog_artifacts(fake: FakeAws, name: str) -> list[str]:
     (product,) = [p for p in fake.products.values() if p["summary"]["Name"] == name]
     return [a["Name"] for a in product["artifacts"]]
+
+
+def with_optional_input(template: dict) -> dict:
+    """The template with one more input, optional: a compatible change, the next minor."""
+    changed = copy.deepcopy(template)
+    changed["Parameters"]["ExtraTag"] = {
+        "Type": "String",
+        "Default": "none",
+        "Description": "An optional input added in a minor version.",
+    }
+    return changed

@@ -21,22 +21,13 @@ from publishing import (
     catalog_artifacts,
     proton_versions,
     run,
+    with_optional_input,
     write_tree,
 )
 
 from mlflow_platform import aws, publish_config, release, render
 from mlflow_platform.paths import ROOT
 from mlflow_platform.publish import TEMPLATES, publish, releases
-
-
-def with_optional_input(template: dict) -> dict:
-    changed = copy.deepcopy(template)
-    changed["Parameters"]["ExtraTag"] = {
-        "Type": "String",
-        "Default": "none",
-        "Description": "A tag value added to nothing yet; optional.",
-    }
-    return changed
 
 
 def test_first_publish_creates_everything_once(world, config, tmp_path, sources):

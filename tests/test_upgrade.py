@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import yaml
-from publishing import ENVIRONMENT, SERVICE, all_ok, run, write_tree
+from publishing import ENVIRONMENT, SERVICE, all_ok, run, with_optional_input, write_tree
 
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.publish import TEMPLATES
@@ -14,16 +14,6 @@ from mlflow_platform.upgrade import deployed, select, upgrade
 
 ALL = dict(TEMPLATES)
 BOTH = ("proton", "servicecatalog")
-
-
-def with_optional_input(template: dict) -> dict:
-    changed = copy.deepcopy(template)
-    changed["Parameters"]["ExtraTag"] = {
-        "Type": "String",
-        "Default": "none",
-        "Description": "An optional input added in a minor version.",
-    }
-    return changed
 
 
 @pytest.fixture

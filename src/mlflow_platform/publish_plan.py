@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlflow_platform.versioning import Decision
+import botocore.exceptions
+
+from mlflow_platform.aws import ChannelError, Clients
+from mlflow_platform.publish_config import PublishConfig
+from mlflow_platform.versioning import Decision, Published
 
 Progress = Callable[[str], None]
 
@@ -51,3 +55,34 @@ def run(plans: list[Plan], context: dict[str, str], progress: Progress) -> None:
         for step in plan.steps:
             progress(f"{plan.channel} {plan.subject}: {step.operation} ({step.why})")
             step.run(context)
+
+
+def read_published(
+    clients: Clients,
+    config: PublishConfig,
+    *,
+    channel: str,
+    name: str,
+    version: Published,
+    key: Callable[[str], str],
+) -> bytes:
+    """A published version's content, from the bucket where it is named by its sha256.
+
+    The compatibility and upgrade-safety checks compare against it; without it they cannot.
+    """
+    if version.sha256 is None:
+        raise ChannelError(
+            channel,
+            f"{name} {version.label} was not published by this tooling (no sha256 in its "
+            "description): its content is unknown, so compatibility cannot be checked",
+        )
+    where = key(version.sha256)
+    try:
+        return clients("s3").get_object(Bucket=config.bucket, Key=where)["Body"].read()
+    except botocore.exceptions.ClientError as error:
+        raise ChannelError(
+            channel,
+            f"{name}: cannot read the published {version.label} at s3://{config.bucket}/{where} "
+            f"({error.response['Error']['Code']}), which the compatibility and upgrade-safety "
+            "checks compare against",
+        ) from None

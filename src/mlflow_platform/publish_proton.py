@@ -20,7 +20,7 @@ import botocore.exceptions
 from mlflow_platform import versioning, yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.publish_plan import Plan, Progress, Step
+from mlflow_platform.publish_plan import Plan, Progress, Step, read_published
 from mlflow_platform.release import Release, proton_inputs
 
 CHANNEL = "proton"
@@ -78,20 +78,6 @@ def _bundle_files(data: bytes) -> dict[str, str]:
         }
 
 
-def _previous_files(clients: Clients, config: PublishConfig, release: Release, sha: str) -> dict:
-    key = archive_key(config, release, sha)
-    try:
-        body = clients("s3").get_object(Bucket=config.bucket, Key=key)["Body"].read()
-    except botocore.exceptions.ClientError as error:
-        raise ChannelError(
-            CHANNEL,
-            f"{release.name}: cannot read the published bundle s3://{config.bucket}/{key} "
-            f"({error.response['Error']['Code']}), which the compatibility and upgrade-safety "
-            "checks compare against",
-        ) from None
-    return _bundle_files(body)
-
-
 def plan(
     clients: Clients,
     config: PublishConfig,
@@ -109,15 +95,17 @@ def plan(
     previous_files: dict[str, dict] = {}
 
     def previous(p: versioning.Published) -> dict:
-        if p.sha256 is None:
-            raise ChannelError(
-                CHANNEL,
-                f"{release.name} {p.label} was not published by this tooling (no sha256 in its "
-                "description): its content is unknown, so compatibility cannot be checked",
+        if p.label not in previous_files:
+            data = read_published(
+                clients,
+                config,
+                channel=CHANNEL,
+                name=release.name,
+                version=p,
+                key=lambda sha: archive_key(config, release, sha),
             )
-        if p.sha256 not in previous_files:
-            previous_files[p.sha256] = _previous_files(clients, config, release, p.sha256)
-        return previous_files[p.sha256]
+            previous_files[p.label] = _bundle_files(data)
+        return previous_files[p.label]
 
     decision = versioning.decide(
         name=release.name,

@@ -22,7 +22,7 @@ import botocore.exceptions
 from mlflow_platform import versioning, yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.publish_plan import Plan, Step
+from mlflow_platform.publish_plan import Plan, Step, read_published
 from mlflow_platform.release import Release, service_catalog_inputs
 
 CHANNEL = "servicecatalog"
@@ -175,28 +175,6 @@ def _product(clients: Clients, name: str) -> dict | None:
         raise
 
 
-def _previous_template(
-    clients: Clients, config: PublishConfig, release: Release, sha: str | None, label: str
-) -> dict:
-    if sha is None:
-        raise ChannelError(
-            CHANNEL,
-            f"{release.name} {label} was not published by this tooling (no sha256 in its "
-            "description): its content is unknown, so compatibility cannot be checked",
-        )
-    key = template_key(config, release, sha)
-    try:
-        body = clients("s3").get_object(Bucket=config.bucket, Key=key)["Body"].read()
-    except botocore.exceptions.ClientError as error:
-        raise ChannelError(
-            CHANNEL,
-            f"{release.name}: cannot read the published template s3://{config.bucket}/{key} "
-            f"({error.response['Error']['Code']}), which the compatibility and upgrade-safety "
-            "checks compare against",
-        ) from None
-    return yaml_io.load(body)
-
-
 def _product_plan(
     clients: Clients,
     config: PublishConfig,
@@ -221,7 +199,15 @@ def _product_plan(
 
     def old(p: versioning.Published) -> dict:
         if p.label not in previous:
-            previous[p.label] = _previous_template(clients, config, release, p.sha256, p.label)
+            data = read_published(
+                clients,
+                config,
+                channel=CHANNEL,
+                name=release.name,
+                version=p,
+                key=lambda sha: template_key(config, release, sha),
+            )
+            previous[p.label] = yaml_io.load(data)
         return previous[p.label]
 
     decision = versioning.decide(

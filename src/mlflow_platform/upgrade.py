@@ -86,47 +86,28 @@ def _proton(clients: Clients, templates: Mapping[str, str]) -> list[Deployed]:
                 raise
             published[name] = []
     found: list[Deployed] = []
-    environments = [
-        e
-        for page in proton.get_paginator("list_environments").paginate()
-        for e in page["environments"]
-        if e["templateName"] in templates
-    ]
-    for environment in environments:
-        current = f"{environment['templateMajorVersion']}.{environment['templateMinorVersion']}"
-        minor, major = _upgrades(current, published[environment["templateName"]])
-        found.append(
-            Deployed(
-                channel="proton",
-                kind="environment",
-                name=environment["name"],
-                template=environment["templateName"],
-                current=current,
-                minor_upgrade=minor,
-                major_upgrade=major,
-            )
-        )
-    instances = [
-        i
-        for page in proton.get_paginator("list_service_instances").paginate()
-        for i in page["serviceInstances"]
-        if i["templateName"] in templates
-    ]
-    for instance in instances:
-        current = f"{instance['templateMajorVersion']}.{instance['templateMinorVersion']}"
-        minor, major = _upgrades(current, published[instance["templateName"]])
-        found.append(
-            Deployed(
-                channel="proton",
-                kind="service instance",
-                name=instance["name"],
-                service=instance["serviceName"],
-                template=instance["templateName"],
-                current=current,
-                minor_upgrade=minor,
-                major_upgrade=major,
-            )
-        )
+    for operation, key, kind in (
+        ("list_environments", "environments", "environment"),
+        ("list_service_instances", "serviceInstances", "service instance"),
+    ):
+        for page in proton.get_paginator(operation).paginate():
+            for item in page[key]:
+                if item["templateName"] not in templates:
+                    continue
+                current = f"{item['templateMajorVersion']}.{item['templateMinorVersion']}"
+                minor, major = _upgrades(current, published[item["templateName"]])
+                found.append(
+                    Deployed(
+                        channel="proton",
+                        kind=kind,
+                        name=item["name"],
+                        service=item.get("serviceName"),
+                        template=item["templateName"],
+                        current=current,
+                        minor_upgrade=minor,
+                        major_upgrade=major,
+                    )
+                )
     return found
 
 
