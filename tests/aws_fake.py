@@ -111,9 +111,9 @@ class FakeAws:
                 "Error": {"Code": error.code, "Message": error.message},
                 "ResponseMetadata": {"HTTPStatusCode": error.status},
             }
-            return _http(error.status), parsed
+            return http_response(error.status), parsed
         botocore.validate.validate_parameters(body, model.output_shape)
-        return _http(200), {**body, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return http_response(200), {**body, "ResponseMetadata": {"HTTPStatusCode": 200}}
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids):012d}"
@@ -706,7 +706,7 @@ def _tar_files(data: bytes) -> dict[str, str]:
         return {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
 
 
-def _http(status: int) -> botocore.awsrequest.AWSResponse:
+def http_response(status: int) -> botocore.awsrequest.AWSResponse:
     return botocore.awsrequest.AWSResponse("https://fake.invalid/", status, {}, io.BytesIO(b""))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import socket
 
-from aws_fake import FakeAws
+from aws_fake import FakeAws, http_response
 
 from mlflow_platform import aws, bundle
 from mlflow_platform.publish import TEMPLATES, publish, releases
@@ -32,12 +32,22 @@ class World:
 
     def __init__(self, fake: FakeAws) -> None:
         self.fake = fake
+        self.failed_uploads = 0
+        """Uploads (S3 PutObject) still to fail, as S3 answers an internal error."""
 
     def clients(self) -> aws.Clients:
         clients = aws.Clients(aws.session())
         self.fake.attach(clients("proton"))
         self.fake.attach(clients("servicecatalog"))
+        clients("s3").meta.events.register_first("before-call.s3.PutObject", self._upload)
         return clients
+
+    def _upload(self, **_):
+        if self.failed_uploads <= 0:
+            return None
+        self.failed_uploads -= 1
+        error = {"Code": "InternalError", "Message": "We encountered an internal error."}
+        return http_response(500), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 500}}
 
 
 def write_tree(root, templates: dict[str, dict], majors: dict[str, int] | None = None) -> dict:

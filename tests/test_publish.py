@@ -190,6 +190,18 @@ def test_a_rerun_after_a_failure_finishes_without_duplicates(
     assert log.writes == []
 
 
+def test_a_rerun_after_failed_uploads_finishes_without_duplicates(world, config, tmp_path, sources):
+    paths = write_tree(tmp_path, sources)
+    world.failed_uploads = 2  # the first upload of each channel
+    outcomes, _ = run(world, config, paths)
+    for outcome in outcomes:
+        assert outcome.error.startswith(f"{outcome.channel}: PutObject failed: InternalError")
+    assert world.fake.proton["environment"] == {} and world.fake.products == {}
+    all_ok(run(world, config, paths)[0])
+    assert proton_versions(world.fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
+    assert catalog_artifacts(world.fake, ENVIRONMENT) == ["1.0"]
+
+
 def test_an_interrupted_registration_is_resumed_not_duplicated(world, config, tmp_path, sources):
     paths = write_tree(tmp_path, sources)
     world.fake.registration_polls = 5
