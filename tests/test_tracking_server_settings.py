@@ -105,5 +105,6 @@ def test_no_secret_reaches_the_server_command_line(tmp_path, monkeypatch):
     argv, env = server_command(from_environ(GOOD), tmp_path)
     assert not any(GOOD[names.DB_PASSWORD] in arg for arg in argv)
     assert "--allowed-hosts" in argv
-    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://mlflow:")
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("pgbulk://mlflow:")
+    assert env["MLFLOW_REGISTRY_STORE_URI"].startswith("postgresql+psycopg2://mlflow:")
     assert names.DB_PASSWORD not in env
