@@ -493,6 +493,19 @@ class FakeAws:
 
         return self._token("product", IdempotencyToken, make)
 
+    def _servicecatalog_UpdateProduct(self, Id: str, Distributor=None, **_) -> dict:
+        product = self._product(Id)
+        if Distributor is not None:
+            product["summary"]["Distributor"] = Distributor
+        return {
+            "ProductViewDetail": {
+                "ProductViewSummary": product["summary"],
+                "Status": "CREATED",
+                "CreatedTime": NOW,
+            },
+            "Tags": [],
+        }
+
     def _servicecatalog_DescribeProductAsAdmin(self, Name: str, **_) -> dict:
         for _pid, product in self.products.items():
             if product["summary"]["Name"] == Name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -74,8 +75,30 @@ def test_republishing_the_same_content_writes_nothing(world, config, tmp_path, s
     assert world.fake.s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == objects
     assert all(not p.steps for o in outcomes for p in o.plans)
     assert {p.decision.change for o in outcomes for p in o.plans if p.decision} == {"none"}
-    pairs = len(TEMPLATES) * 2
-    assert len(log.reads) <= 2 * pairs, log.reads
+    # One read per template and channel: the version list (Proton), the product (Service Catalog).
+    assert sorted(log.reads) == sorted(
+        [f"proton:List{kind.title()}TemplateVersions" for _, kind in TEMPLATES]
+        + ["servicecatalog:DescribeProductAsAdmin"] * len(TEMPLATES)
+    )
+
+
+def test_a_configuration_change_is_applied_on_the_next_publish(world, config, tmp_path, sources):
+    paths = write_tree(tmp_path, sources)
+    all_ok(run(world, config, paths)[0])
+    other = "arn:aws:iam::123456789012:role/MLEngineers"
+    wider = dataclasses.replace(
+        config,
+        servicecatalog=dataclasses.replace(
+            config.servicecatalog, principals=(*config.servicecatalog.principals, other)
+        ),
+    )
+    outcomes, log = run(world, wider, paths)
+    all_ok(outcomes)
+    (portfolio,) = world.fake.portfolios.values()
+    assert portfolio["principals"] == [TEAM, other]
+    assert catalog_artifacts(world.fake, ENVIRONMENT) == ["1.0"]  # the content did not change
+    assert log.writes.count("servicecatalog:AssociatePrincipalWithPortfolio") == 1
+    assert run(world, wider, paths)[1].writes == []
 
 
 def test_a_compatible_change_is_the_next_minor(world, config, tmp_path, sources):

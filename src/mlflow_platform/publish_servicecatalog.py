@@ -6,8 +6,12 @@ so a rerun recognises what an interrupted run created. Creates carry idempotency
 from names and content, so a retried request cannot create a second portfolio, product or
 artifact either.
 
-Reads for a run with nothing to do: the portfolio, its principals and its constraints once, and
-each product once (plus its artifacts when older versions are deprecated or deactivated).
+A run with nothing to do reads each product once. The last step of a publication writes a
+digest of everything it set up (this content, the portfolio, launch role, principals and policy
+for older versions) into the product's Distributor field; a product whose field holds the digest
+of the present content and configuration needs nothing, and only a product without it gets the
+full check: portfolio, principals, constraints and artifacts. A failure at any step leaves the
+old digest behind, so the next run does the full check and finishes the job.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ CHANNEL = "servicecatalog"
 _HASH = re.compile(r"sha256:([0-9a-f]{64})")
 _VERSION = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 _TYPE = "CLOUD_FORMATION_TEMPLATE"
+MARKER_PREFIX = "mlflow-platform state "
 
 
 def _token(*parts: str) -> str:
@@ -110,6 +115,41 @@ def _portfolio_steps(
     return steps
 
 
+def state_marker(config: PublishConfig, release: Release) -> str:
+    """What a product's Distributor holds once a publication of this content has completed."""
+    settings = config.servicecatalog
+    digest = _token(
+        settings.portfolio,
+        settings.launch_role_arn,
+        *sorted(settings.principals),
+        settings.older_versions,
+        release.service_catalog_sha256,
+    )
+    return f"{MARKER_PREFIX}{digest[:24]}"
+
+
+def _summary(product: Mapping) -> Mapping:
+    return product["ProductViewDetail"]["ProductViewSummary"]
+
+
+def _completed(config: PublishConfig, release: Release, product: Mapping | None) -> Plan | None:
+    """The plan of a product that is published as configured (no call needed), or None."""
+    if product is None or _summary(product).get("Distributor") != state_marker(config, release):
+        return None
+    sha = release.service_catalog_sha256
+    own = [
+        a["Name"]
+        for a in product.get("ProvisioningArtifactSummaries", [])
+        if (p := _published(a)) is not None and p.sha256 == sha
+    ]
+    if not own:
+        return None
+    decision = versioning.Decision(
+        change="none", version=own[-1], reasons=(f"{own[-1]} has the same content",), previous=None
+    )
+    return Plan(channel=CHANNEL, subject=release.name, decision=decision, steps=())
+
+
 def plans(
     clients: Clients,
     config: PublishConfig,
@@ -120,6 +160,13 @@ def plans(
     """The portfolio's own steps first, then one plan for each template."""
     catalog = clients("servicecatalog")
     settings = config.servicecatalog
+    products = {release.name: _product(clients, release.name) for release in releases}
+    done = [_completed(config, release, products[release.name]) for release in releases]
+    if all(done):
+        portfolio_plan = Plan(
+            channel=CHANNEL, subject=f"portfolio {settings.portfolio}", decision=None, steps=()
+        )
+        return [portfolio_plan, *(plan for plan in done if plan)]
     portfolios = [
         p
         for p in _pages(catalog, "list_portfolios", "PortfolioDetails")
@@ -161,8 +208,13 @@ def plans(
             context=context,
         )
     ]
-    for release in releases:
-        result.append(_product_plan(clients, config, release, constraints, allow_unsafe))
+    for release, plan in zip(releases, done, strict=True):
+        result.append(
+            plan
+            or _product_plan(
+                clients, config, release, products[release.name], constraints, allow_unsafe
+            )
+        )
     return result
 
 
@@ -179,13 +231,13 @@ def _product_plan(
     clients: Clients,
     config: PublishConfig,
     release: Release,
+    product: dict | None,
     constraints: list[dict],
     allow_unsafe: bool,
 ) -> Plan:
     catalog = clients("servicecatalog")
     settings = config.servicecatalog
     sha = release.service_catalog_sha256
-    product = _product(clients, release.name)
     product_id = (
         product["ProductViewDetail"]["ProductViewSummary"]["ProductId"] if product else None
     )
@@ -305,6 +357,18 @@ def _product_plan(
             )
     steps += _constraint_steps(catalog, settings.launch_role_arn, release, product_id, constraints)
     steps += _older_steps(catalog, settings.older_versions, release, summaries, own)
+    marker = state_marker(config, release)
+
+    def complete(ctx: dict[str, str]) -> None:
+        catalog.update_product(Id=ctx[f"product:{release.name}"], Distributor=marker)
+
+    steps.append(
+        Step(
+            operation="servicecatalog:UpdateProduct",
+            why="record that this publication is complete",
+            run=complete,
+        )
+    )
     return Plan(
         channel=CHANNEL,
         subject=release.name,
