@@ -130,6 +130,8 @@ def local(c, action, embedded=False, state_dir=None, json=False):
         "dry_run": "Read what each channel holds and print the plan; write nothing.",
         "allow_unsafe": "Publish even when a stateful resource (database, bucket, secret, log "
         "group, VPC) would be deleted or replaced on upgrade.",
+        "verify": "Check everything each channel holds, even what a completed publication "
+        "recorded as done (repairs what was changed by hand since).",
         "config": "The publishing configuration (default publish.yaml).",
         "profile": "The AWS profile to use (default: the standard AWS configuration).",
         "region": "The AWS region to publish in (default: the standard AWS configuration).",
@@ -142,6 +144,7 @@ def publish(
     template=None,
     dry_run=False,
     allow_unsafe=False,
+    verify=False,
     config=None,
     profile=None,
     region=None,
@@ -173,6 +176,7 @@ def publish(
         targets=targets,
         dry_run=dry_run,
         allow_unsafe=allow_unsafe,
+        verify=verify,
         progress=lambda line: print(line, file=out, flush=True),
     )
     if json:

@@ -101,6 +101,19 @@ def test_a_configuration_change_is_applied_on_the_next_publish(world, config, tm
     assert run(world, wider, paths)[1].writes == []
 
 
+def test_verify_repairs_what_was_removed_by_hand(world, config, tmp_path, sources):
+    paths = write_tree(tmp_path, sources)
+    all_ok(run(world, config, paths)[0])
+    removed = next(iter(world.fake.constraints))
+    del world.fake.constraints[removed]  # a launch constraint deleted in the console
+    assert run(world, config, paths)[1].writes == []  # the digest says it was all done
+    outcomes, log = run(world, config, paths, verify=True)
+    all_ok(outcomes)
+    assert log.writes.count("servicecatalog:CreateConstraint") == 1
+    assert len(world.fake.constraints) == 2
+    assert run(world, config, paths, verify=True)[1].writes == []
+
+
 def test_a_compatible_change_is_the_next_minor(world, config, tmp_path, sources):
     all_ok(run(world, config, write_tree(tmp_path / "a", sources))[0])
     changed = {**sources, ENVIRONMENT: with_optional_input(sources[ENVIRONMENT])}
@@ -171,6 +184,17 @@ def test_a_failed_registration_leaves_no_draft_and_spares_the_other_channel(
     assert "deleted" in proton.error
     assert proton_versions(world.fake, "environment", ENVIRONMENT) == []
     assert catalog.error is None and catalog_artifacts(world.fake, SERVICE) == ["1.0"]
+
+
+def test_the_same_content_registers_anew_after_a_failed_registration(
+    world, config, tmp_path, sources
+):
+    paths = write_tree(tmp_path, sources)
+    world.fake.registration_error = "Internal error, try again"
+    assert run(world, config, paths, targets=("proton",))[0][0].error
+    world.fake.registration_error = None
+    all_ok(run(world, config, paths, targets=("proton",))[0])
+    assert proton_versions(world.fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
 
 
 STEPS = [

@@ -58,6 +58,7 @@ def _plans(
     allow_unsafe: bool,
     progress: Progress,
     poll_seconds: float,
+    verify: bool,
 ) -> list[Plan]:
     if channel == "proton":
         return [
@@ -71,7 +72,9 @@ def _plans(
             )
             for item in items
         ]
-    return publish_servicecatalog.plans(clients, config, items, allow_unsafe=allow_unsafe)
+    return publish_servicecatalog.plans(
+        clients, config, items, allow_unsafe=allow_unsafe, verify=verify
+    )
 
 
 def publish(
@@ -82,6 +85,7 @@ def publish(
     targets: tuple[Channel, ...],
     dry_run: bool = False,
     allow_unsafe: bool = False,
+    verify: bool = False,
     progress: Progress = lambda _: None,
     poll_seconds: float = 10.0,
     on_error: Callable[[ChannelOutcome], None] = lambda _: None,
@@ -92,7 +96,7 @@ def publish(
         outcomes.append(outcome)
         try:
             outcome.plans = _plans(
-                channel, clients, config, items, allow_unsafe, progress, poll_seconds
+                channel, clients, config, items, allow_unsafe, progress, poll_seconds, verify
             )
             if not dry_run:
                 run(outcome.plans, {}, progress)

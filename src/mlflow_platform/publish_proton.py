@@ -13,6 +13,7 @@ import io
 import re
 import tarfile
 import time
+import uuid
 from collections.abc import Mapping
 
 import botocore.exceptions
@@ -168,12 +169,16 @@ def plan(
     def publish(ctx: dict[str, str]) -> None:
         getattr(proton, ops["update_version"])(status=_USABLE, **version_ref(ctx))
 
+    # Makes the SDK's retries safe. One per plan, not derived from the content: after a failed
+    # registration is deleted, the same content must register anew, not replay the old answer.
+    token = uuid.uuid4().hex
+
     def create(ctx: dict[str, str]) -> None:
         request: dict[str, object] = {
             "templateName": release.name,
             "description": f"{release.name} {decision.version} sha256:{sha}",
             "source": {"s3": {"bucket": config.bucket, "key": key}},
-            "clientToken": f"{decision.version}-{sha}"[:64],
+            "clientToken": token,
         }
         if decision.change == "minor":
             request["majorVersion"] = str(release.major)

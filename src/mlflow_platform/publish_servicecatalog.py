@@ -2,9 +2,10 @@
 
 State is read from Service Catalog: the portfolio and products are found by name, each
 provisioning artifact's description carries the template's sha256 and its name is the version,
-so a rerun recognises what an interrupted run created. Creates carry idempotency tokens derived
-from names and content, so a retried request cannot create a second portfolio, product or
-artifact either.
+so a rerun recognises what an interrupted run created. Each planned create carries its own
+idempotency token, so the SDK's retries of it cannot create a second portfolio, product or
+artifact; a token derived from names instead would replay an old answer for something deleted
+since (a launch constraint removed in the console, say) and never create it again.
 
 A run with nothing to do reads each product once. The last step of a publication writes a
 digest of everything it set up (this content, the portfolio, launch role, principals and policy
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Mapping
 
 import botocore.exceptions
@@ -36,7 +38,7 @@ _TYPE = "CLOUD_FORMATION_TEMPLATE"
 MARKER_PREFIX = "mlflow-platform state "
 
 
-def _token(*parts: str) -> str:
+def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:64]
 
 
@@ -79,13 +81,14 @@ def _portfolio_steps(
     settings = config.servicecatalog
     steps: list[Step] = []
     if portfolio is None:
+        token = uuid.uuid4().hex
 
         def create(ctx: dict[str, str]) -> None:
             created = catalog.create_portfolio(
                 DisplayName=settings.portfolio,
                 ProviderName=settings.provider,
                 Description="Self-service MLflow: the shared platform and a team's SageMaker API",
-                IdempotencyToken=_token("portfolio", settings.portfolio),
+                IdempotencyToken=token,
             )
             ctx["portfolio"] = created["PortfolioDetail"]["Id"]
 
@@ -118,7 +121,7 @@ def _portfolio_steps(
 def state_marker(config: PublishConfig, release: Release) -> str:
     """What a product's Distributor holds once a publication of this content has completed."""
     settings = config.servicecatalog
-    digest = _token(
+    digest = _digest(
         settings.portfolio,
         settings.launch_role_arn,
         *sorted(settings.principals),
@@ -156,12 +159,20 @@ def plans(
     releases: list[Release],
     *,
     allow_unsafe: bool = False,
+    verify: bool = False,
 ) -> list[Plan]:
-    """The portfolio's own steps first, then one plan for each template."""
+    """The portfolio's own steps first, then one plan for each template.
+
+    verify: check everything even where the product holds the current digest, to repair what
+    was changed by hand since.
+    """
     catalog = clients("servicecatalog")
     settings = config.servicecatalog
     products = {release.name: _product(clients, release.name) for release in releases}
-    done = [_completed(config, release, products[release.name]) for release in releases]
+    done = [
+        None if verify else _completed(config, release, products[release.name])
+        for release in releases
+    ]
     if all(done):
         portfolio_plan = Plan(
             channel=CHANNEL, subject=f"portfolio {settings.portfolio}", decision=None, steps=()
@@ -314,7 +325,7 @@ def _product_plan(
         steps.append(
             Step(operation="s3:PutObject", why=f"upload s3://{config.bucket}/{key}", run=upload)
         )
-        token = _token(release.name, decision.version, sha)
+        token = uuid.uuid4().hex
         if product_id is None:
 
             def create_product(ctx: dict[str, str]) -> None:
@@ -358,6 +369,10 @@ def _product_plan(
     steps += _constraint_steps(catalog, settings.launch_role_arn, release, product_id, constraints)
     steps += _older_steps(catalog, settings.older_versions, release, summaries, own)
     marker = state_marker(config, release)
+    if not steps and product and _summary(product).get("Distributor") == marker:
+        return Plan(
+            channel=CHANNEL, subject=release.name, decision=decision, steps=(), context=context
+        )
 
     def complete(ctx: dict[str, str]) -> None:
         catalog.update_product(Id=ctx[f"product:{release.name}"], Distributor=marker)
@@ -416,6 +431,8 @@ def _constraint_steps(
             ProductId=ctx[f"product:{release.name}"], PortfolioId=ctx["portfolio"]
         )
 
+    token = uuid.uuid4().hex
+
     def constrain(ctx: dict[str, str]) -> None:
         catalog.create_constraint(
             PortfolioId=ctx["portfolio"],
@@ -423,9 +440,7 @@ def _constraint_steps(
             Type="LAUNCH",
             Parameters=json.dumps({"RoleArn": role_arn}),
             Description=wanted,
-            IdempotencyToken=_token(
-                "launch", ctx["portfolio"], ctx[f"product:{release.name}"], role_arn
-            ),
+            IdempotencyToken=token,
         )
 
     steps += [
