@@ -197,6 +197,20 @@ def test_the_same_content_registers_anew_after_a_failed_registration(
     assert proton_versions(world.fake, "environment", ENVIRONMENT) == [("1.0", "PUBLISHED")]
 
 
+def test_a_version_published_by_hand_cannot_be_compared_and_says_so(
+    world, config, tmp_path, sources
+):
+    all_ok(run(world, config, write_tree(tmp_path / "a", sources), targets=("proton",))[0])
+    world.fake.proton["environment"][ENVIRONMENT]["versions"][0]["description"] = "by hand"
+    changed = {**sources, ENVIRONMENT: with_optional_input(sources[ENVIRONMENT])}
+    outcomes, log = run(world, config, write_tree(tmp_path / "b", changed), targets=("proton",))
+    assert outcomes[0].error == (
+        f"proton: {ENVIRONMENT} 1.0 was not published by this tooling (no sha256 in its "
+        "description): its content is unknown, so compatibility cannot be checked"
+    )
+    assert log.writes == []
+
+
 STEPS = [
     "CreateEnvironmentTemplate",
     "CreateEnvironmentTemplateVersion",

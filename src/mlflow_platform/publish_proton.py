@@ -119,7 +119,7 @@ def plan(
     )
     if decision.change == "none":
         return Plan(channel=CHANNEL, subject=release.name, decision=decision, steps=())
-    if decision.previous is not None and decision.previous.sha256 and not allow_unsafe:
+    if decision.previous is not None and not allow_unsafe:
         old = yaml_io.load(previous(decision.previous)[release.infrastructure_file])
         new = yaml_io.load(release.files[release.infrastructure_file])
         unsafe = versioning.unsafe_changes(old, new)
