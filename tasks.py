@@ -253,12 +253,12 @@ _TEMPLATES_HELP = "Only this template (repeatable; default: every template)."
 def _listing(target, template, profile, region):
     from mlflow_platform import aws, publish_config
     from mlflow_platform.errors import PlatformError
-    from mlflow_platform.publish import templates
+    from mlflow_platform.templates import named
     from mlflow_platform.upgrade import deployed
 
     try:
         channels = publish_config.channels(target)
-        chosen = templates(template)
+        chosen = named(template)
         clients = aws.Clients(aws.session(profile=profile, region=region))
     except PlatformError as error:
         raise Exit(str(error), code=1) from None

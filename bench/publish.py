@@ -55,7 +55,8 @@ def main() -> None:
 
         from mlflow_platform import aws, publish_config
         from mlflow_platform.cache import bundle_unless_up_to_date
-        from mlflow_platform.publish import TEMPLATES, publish, releases
+        from mlflow_platform.publish import publish, releases
+        from mlflow_platform.templates import TEMPLATES
 
         bundle_unless_up_to_date()
         s3 = boto3.client("s3")

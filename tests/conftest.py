@@ -13,9 +13,9 @@ from publishing import BUCKET, ROLE, TEAM, World, bucket_exists, free_port
 
 from mlflow_platform import publish_config
 from mlflow_platform.local import LocalPlatform
-from mlflow_platform.publish import TEMPLATES
 from mlflow_platform.publish_config import PublishConfig
 from mlflow_platform.synth import Synthesis, synthesize
+from mlflow_platform.templates import TEMPLATES
 
 
 @pytest.fixture(scope="session")

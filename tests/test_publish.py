@@ -28,7 +28,8 @@ from publishing import (
 
 from mlflow_platform import aws, publish_config, release, render
 from mlflow_platform.paths import ROOT
-from mlflow_platform.publish import TEMPLATES, publish, releases
+from mlflow_platform.publish import publish, releases
+from mlflow_platform.templates import TEMPLATES
 
 
 def test_first_publish_creates_everything_once(world, config, tmp_path, sources):

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 from publishing import ENVIRONMENT, SERVICE, all_ok, run, with_optional_input, write_tree
 
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.publish import TEMPLATES
+from mlflow_platform.paths import ROOT
+from mlflow_platform.templates import TEMPLATES
 from mlflow_platform.upgrade import deployed, select, upgrade
 
 ALL = dict(TEMPLATES)
@@ -143,3 +148,38 @@ def test_a_service_instance_is_named_with_or_without_its_service(deployments):
     assert [d.name for d in select(items, service="team-a/api")] == ["api"]
     assert [d.name for d in select(items, service="api")] == ["api"]
     assert yaml.safe_dump([d.describe() for d in items])
+
+
+def _invoke(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens: no AWS is reachable
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_outdated_task_reports_each_unreachable_channel(tmp_path):
+    result = _invoke("outdated", "--json", tmp_path=tmp_path)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["outdated"] == []
+    assert [e.split(":")[0] for e in report["errors"]] == ["proton", "servicecatalog"]
+    assert all("cannot reach the AWS endpoint" in e for e in report["errors"])
+
+
+def test_the_upgrade_task_needs_a_selection(tmp_path):
+    result = _invoke("upgrade", "--target", "servicecatalog", tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "name exactly one of --env NAME, --service NAME or --all" in result.stderr

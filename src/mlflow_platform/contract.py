@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aws_cdk as cdk
-from aws_cdk import aws_ssm as ssm
+if TYPE_CHECKING:  # the names are read by rendering and publishing, which need no CDK
+    import aws_cdk as cdk
 
 SSM_ROOT = "/mlflow-platform"
 ENVIRONMENT_NAME_PARAMETER = "EnvironmentName"
@@ -105,6 +106,9 @@ def publish(
     stack: cdk.Stack, *, environment_name: str, values: Mapping[ContractValue, str]
 ) -> None:
     """Outputs and SSM parameters for every contract value; all of them, or it refuses."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_ssm as ssm
+
     missing = [v.name for v in ENVIRONMENT_OUTPUTS if v not in values]
     if missing:
         raise ValueError(f"the environment does not provide contract values {missing}")
@@ -127,4 +131,6 @@ def read_text(value: ContractValue) -> str:
 
 def read(value: ContractValue) -> str:
     """The value of the environment named by the stack's EnvironmentName parameter."""
+    import aws_cdk as cdk
+
     return cdk.Fn.sub(read_text(value))

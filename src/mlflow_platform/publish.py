@@ -6,7 +6,6 @@ AWS call. Channels are independent: one failing is reported and the next still r
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlflow_platform import publish_proton, publish_servicecatalog, release
@@ -14,13 +13,7 @@ from mlflow_platform.aws import ChannelError, Clients, channel_error
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.publish_config import Channel, PublishConfig
 from mlflow_platform.publish_plan import Plan, Progress, run
-from mlflow_platform.templates import Kind
-
-# (name, kind) in publishing order: the environment first, since services name its major.
-TEMPLATES: tuple[tuple[str, Kind], ...] = (
-    ("mlflow-environment", "environment"),
-    ("mlflow-sagemaker-api", "service"),
-)
+from mlflow_platform.templates import named
 
 
 @dataclass(kw_only=True)
@@ -41,13 +34,7 @@ class ChannelOutcome:
 
 
 def releases(names: list[str] | None = None, **paths) -> list[release.Release]:
-    known = dict(TEMPLATES)
-    for name in names or []:
-        if name not in known:
-            raise PlatformError(f"--template {name!r}: must be one of {', '.join(known)}")
-    return [
-        release.load(name, kind, **paths) for name, kind in TEMPLATES if not names or name in names
-    ]
+    return [release.load(name, kind, **paths) for name, kind in named(names).items()]
 
 
 def _plans(
@@ -88,7 +75,6 @@ def publish(
     verify: bool = False,
     progress: Progress = lambda _: None,
     poll_seconds: float = 10.0,
-    on_error: Callable[[ChannelOutcome], None] = lambda _: None,
 ) -> list[ChannelOutcome]:
     outcomes = []
     for channel in targets:
@@ -103,8 +89,6 @@ def publish(
                 outcome.done = True
         except PlatformError as error:
             outcome.error = str(error) if isinstance(error, ChannelError) else f"{channel}: {error}"
-            on_error(outcome)
         except Exception as error:  # SDK errors: translated so they name the channel
             outcome.error = str(channel_error(channel, error, bucket=config.bucket))
-            on_error(outcome)
     return outcomes

@@ -53,11 +53,10 @@ class PublishConfig:
         return self.prefix + "/".join(parts)
 
 
-def _get(data: Mapping, key: str, default: object, where: str) -> object:
-    value = data.get(key, default)
-    if value is None:
-        return default
-    return value
+def _get(data: Mapping, key: str, default: object) -> object:
+    """A setting, or its default when it is absent or empty (`key:` with no value)."""
+    value = data.get(key)
+    return default if value is None else value
 
 
 def parse(data: object, *, source: str) -> PublishConfig:
@@ -68,34 +67,34 @@ def parse(data: object, *, source: str) -> PublishConfig:
 
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: must be a mapping of settings, found {type(data).__name__}")
-    targets = _get(data, "targets", list(CHANNELS), source)
+    targets = _get(data, "targets", list(CHANNELS))
     if not isinstance(targets, list) or not targets or any(t not in CHANNELS for t in targets):
         bad("targets", targets, f"must be a non-empty list of {', '.join(CHANNELS)}")
         targets = []
-    bucket = str(_get(data, "bucket", "", source))
+    bucket = str(_get(data, "bucket", ""))
     if not _BUCKET.match(bucket):
         bad("bucket", bucket, "must name the S3 bucket that receives bundles and templates")
-    prefix = str(_get(data, "prefix", "", source))
+    prefix = str(_get(data, "prefix", ""))
     if not _PREFIX.match(prefix):
         bad("prefix", prefix, "must be empty or S3 key segments each ending in '/'")
-    catalog = _get(data, "servicecatalog", {}, source)
+    catalog = _get(data, "servicecatalog", {})
     if not isinstance(catalog, Mapping):
         bad("servicecatalog", catalog, "must be a mapping")
         catalog = {}
-    portfolio = str(_get(catalog, "portfolio", "MLflow platform", source))
+    portfolio = str(_get(catalog, "portfolio", "MLflow platform"))
     if not 1 <= len(portfolio) <= 100:
         bad("servicecatalog.portfolio", portfolio, "must be 1 to 100 characters")
-    provider = str(_get(catalog, "provider", "", source))
+    provider = str(_get(catalog, "provider", ""))
     if not 1 <= len(provider) <= 50:
         bad("servicecatalog.provider", provider, "must be 1 to 50 characters")
-    role = str(_get(catalog, "launch_role_arn", "", source))
+    role = str(_get(catalog, "launch_role_arn", ""))
     if "servicecatalog" in targets and not _ROLE_ARN.match(role):
         bad(
             "servicecatalog.launch_role_arn",
             role,
             "must be the ARN of the IAM role that Service Catalog launches products with",
         )
-    principals = _get(catalog, "principals", [], source)
+    principals = _get(catalog, "principals", [])
     if not isinstance(principals, list) or any(
         not _PRINCIPAL_ARN.match(str(p)) for p in principals
     ):
@@ -105,7 +104,7 @@ def parse(data: object, *, source: str) -> PublishConfig:
             "must be a list of IAM role, user or group ARNs",
         )
         principals = []
-    older = str(_get(catalog, "older_versions", "keep-active", source))
+    older = str(_get(catalog, "older_versions", "keep-active"))
     if older not in OLDER_VERSIONS:
         bad("servicecatalog.older_versions", older, f"must be one of {', '.join(OLDER_VERSIONS)}")
     unknown = sorted(set(data) - {"targets", "bucket", "prefix", "servicecatalog"})

@@ -7,8 +7,10 @@ be carried out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import botocore.exceptions
 
@@ -17,6 +19,7 @@ from mlflow_platform.publish_config import PublishConfig
 from mlflow_platform.versioning import Decision, Published
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,32 +60,69 @@ def run(plans: list[Plan], context: dict[str, str], progress: Progress) -> None:
             step.run(context)
 
 
-def read_published(
+def published_reader(
     clients: Clients,
     config: PublishConfig,
     *,
     channel: str,
     name: str,
-    version: Published,
     key: Callable[[str], str],
-) -> bytes:
-    """A published version's content, from the bucket where it is named by its sha256.
+    parse: Callable[[bytes], T],
+) -> Callable[[Published], T]:
+    """Reads a published version's content, once, from the bucket where it is named by its
+    sha256. The compatibility and upgrade-safety checks compare against it; without it they
+    cannot, so a version without a sha256 or without its object is an error."""
+    found: dict[str, T] = {}
 
-    The compatibility and upgrade-safety checks compare against it; without it they cannot.
+    def read(version: Published) -> T:
+        if version.label in found:
+            return found[version.label]
+        if version.sha256 is None:
+            raise ChannelError(
+                channel,
+                f"{name} {version.label} was not published by this tooling (no sha256 in its "
+                "description): its content is unknown, so compatibility cannot be checked",
+            )
+        where = key(version.sha256)
+        try:
+            data = clients("s3").get_object(Bucket=config.bucket, Key=where)["Body"].read()
+        except botocore.exceptions.ClientError as error:
+            raise ChannelError(
+                channel,
+                f"{name}: cannot read the published {version.label} at "
+                f"s3://{config.bucket}/{where} ({error.response['Error']['Code']}), which the "
+                "compatibility and upgrade-safety checks compare against",
+            ) from None
+        found[version.label] = parse(data)
+        return found[version.label]
+
+    return read
+
+
+def wait_until(
+    read: Callable[[], dict],
+    *,
+    settled: Callable[[dict], bool],
+    channel: str,
+    what: str,
+    doing: str,
+    progress: Progress,
+    poll_seconds: float,
+    timeout_seconds: float,
+    again: str,
+) -> dict:
+    """Poll `read` until its answer is settled, saying what it waits for at every poll.
+
+    again: what the operator runs to keep waiting once the timeout has passed.
     """
-    if version.sha256 is None:
-        raise ChannelError(
-            channel,
-            f"{name} {version.label} was not published by this tooling (no sha256 in its "
-            "description): its content is unknown, so compatibility cannot be checked",
-        )
-    where = key(version.sha256)
-    try:
-        return clients("s3").get_object(Bucket=config.bucket, Key=where)["Body"].read()
-    except botocore.exceptions.ClientError as error:
-        raise ChannelError(
-            channel,
-            f"{name}: cannot read the published {version.label} at s3://{config.bucket}/{where} "
-            f"({error.response['Error']['Code']}), which the compatibility and upgrade-safety "
-            "checks compare against",
-        ) from None
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        state = read()
+        if settled(state):
+            return state
+        if time.monotonic() > deadline:
+            raise ChannelError(
+                channel, f"{what}: still {doing} after {timeout_seconds:.0f} s; {again}"
+            )
+        progress(f"{channel} {what}: {doing}...")
+        time.sleep(poll_seconds)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-import time
 import uuid
 from collections.abc import Mapping
 
@@ -21,7 +20,7 @@ import botocore.exceptions
 from mlflow_platform import versioning, yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.publish_plan import Plan, Progress, Step, read_published
+from mlflow_platform.publish_plan import Plan, Progress, Step, published_reader, wait_until
 from mlflow_platform.release import Release, proton_inputs
 
 CHANNEL = "proton"
@@ -93,20 +92,14 @@ def plan(
     sha = release.proton_sha256
     summaries = _versions(clients, release)
     published = [_published(s) for s in summaries or []]
-    previous_files: dict[str, dict] = {}
-
-    def previous(p: versioning.Published) -> dict:
-        if p.label not in previous_files:
-            data = read_published(
-                clients,
-                config,
-                channel=CHANNEL,
-                name=release.name,
-                version=p,
-                key=lambda sha: archive_key(config, release, sha),
-            )
-            previous_files[p.label] = _bundle_files(data)
-        return previous_files[p.label]
+    previous = published_reader(
+        clients,
+        config,
+        channel=CHANNEL,
+        name=release.name,
+        key=lambda sha: archive_key(config, release, sha),
+        parse=_bundle_files,
+    )
 
     decision = versioning.decide(
         name=release.name,
@@ -143,21 +136,20 @@ def plan(
         return {"templateName": release.name, "majorVersion": major, "minorVersion": minor}
 
     def wait(ctx: dict[str, str]) -> None:
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            detail = getattr(proton, ops["get"])(**version_ref(ctx))
-            version = detail[f"{release.kind}TemplateVersion"]
-            status = version["status"]
-            if status != "REGISTRATION_IN_PROGRESS":
-                break
-            if time.monotonic() > deadline:
-                raise ChannelError(
-                    CHANNEL,
-                    f"{release.name} {ctx['version']}: still registering after "
-                    f"{timeout_seconds:.0f} s; run `invoke publish` again to keep waiting",
-                )
-            progress(f"proton {release.name}: {ctx['version']} is registering...")
-            time.sleep(poll_seconds)
+        version = wait_until(
+            lambda: getattr(proton, ops["get"])(**version_ref(ctx))[
+                f"{release.kind}TemplateVersion"
+            ],
+            settled=lambda v: v["status"] != "REGISTRATION_IN_PROGRESS",
+            channel=CHANNEL,
+            what=f"{release.name} {ctx['version']}",
+            doing="registering",
+            progress=progress,
+            poll_seconds=poll_seconds,
+            timeout_seconds=timeout_seconds,
+            again="run `invoke publish` again to keep waiting",
+        )
+        status = version["status"]
         if status == "REGISTRATION_FAILED":
             getattr(proton, ops["delete_version"])(**version_ref(ctx))
             raise ChannelError(

@@ -28,7 +28,7 @@ import botocore.exceptions
 from mlflow_platform import versioning, yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.publish_plan import Plan, Step, read_published
+from mlflow_platform.publish_plan import Plan, Step, published_reader
 from mlflow_platform.release import Release, service_catalog_inputs
 
 CHANNEL = "servicecatalog"
@@ -258,20 +258,14 @@ def _product_plan(
             "ProvisioningArtifactDetails"
         ]
     published = [(s, p) for s in summaries if (p := _published(s)) is not None]
-    previous: dict[str, dict] = {}
-
-    def old(p: versioning.Published) -> dict:
-        if p.label not in previous:
-            data = read_published(
-                clients,
-                config,
-                channel=CHANNEL,
-                name=release.name,
-                version=p,
-                key=lambda sha: template_key(config, release, sha),
-            )
-            previous[p.label] = yaml_io.load(data)
-        return previous[p.label]
+    old = published_reader(
+        clients,
+        config,
+        channel=CHANNEL,
+        name=release.name,
+        key=lambda sha: template_key(config, release, sha),
+        parse=yaml_io.load,
+    )
 
     decision = versioning.decide(
         name=release.name,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import aws_cdk as cdk
-from constructs import Construct
+from mlflow_platform.errors import PlatformError
+
+if TYPE_CHECKING:  # reading the registry must not start CDK
+    import aws_cdk as cdk
+    from constructs import Construct
 
 Kind = Literal["environment", "service"]
 
@@ -23,12 +26,29 @@ class TemplateDefinition:
         return self.stack(scope, self.name, synthesizer=synthesizer)
 
 
+# Every template by name and kind, environments first (a service names their majors). Tasks
+# that only publish or list read this, without importing CDK.
+TEMPLATES: tuple[tuple[str, Kind], ...] = (
+    ("mlflow-environment", "environment"),
+    ("mlflow-sagemaker-api", "service"),
+)
+
+
+def named(names: list[str] | None = None) -> dict[str, Kind]:
+    """--template values, checked; every template when there are none."""
+    known = dict(TEMPLATES)
+    for name in names or []:
+        if name not in known:
+            raise PlatformError(f"--template {name!r}: must be one of {', '.join(known)}")
+    return {name: kind for name, kind in TEMPLATES if not names or name in names}
+
+
 def all_templates() -> tuple[TemplateDefinition, ...]:
     # Imported here so that reading the registry does not import every stack's dependencies.
     from environment_template.stack import EnvironmentStack
     from service_template.stack import ServiceStack
 
-    return (
-        TemplateDefinition(name="mlflow-environment", kind="environment", stack=EnvironmentStack),
-        TemplateDefinition(name="mlflow-sagemaker-api", kind="service", stack=ServiceStack),
+    stacks = {"mlflow-environment": EnvironmentStack, "mlflow-sagemaker-api": ServiceStack}
+    return tuple(
+        TemplateDefinition(name=name, kind=kind, stack=stacks[name]) for name, kind in TEMPLATES
     )

@@ -10,7 +10,6 @@ value", so an upgrade never resets an input to its default.
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -19,7 +18,7 @@ import botocore.exceptions
 
 from mlflow_platform.aws import ChannelError, Clients, channel_error
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.publish_plan import Progress
+from mlflow_platform.publish_plan import Progress, wait_until
 
 _VERSION = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 _ACTIVE = ("IN_PROGRESS",)
@@ -205,26 +204,6 @@ class UpgradeResult:
         }
 
 
-def _wait(
-    read,
-    *,
-    done,
-    what: str,
-    progress: Progress,
-    poll_seconds: float,
-    timeout_seconds: float,
-) -> dict:
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        state = read()
-        if done(state):
-            return state
-        if time.monotonic() > deadline:
-            raise ChannelError("upgrade", f"{what}: still deploying after {timeout_seconds:.0f} s")
-        progress(f"{what}: deploying...")
-        time.sleep(poll_seconds)
-
-
 def _upgrade_proton(
     clients: Clients,
     item: Deployed,
@@ -237,7 +216,16 @@ def _upgrade_proton(
     proton = clients("proton")
     major, minor = target.split(".")
     deployment = "MAJOR_VERSION" if major != item.current.split(".")[0] else "MINOR_VERSION"
-    what = f"proton {item.kind} {item.name}"
+    what = f"{item.kind} {item.name}"
+    waiting = {
+        "channel": "proton",
+        "what": what,
+        "doing": "deploying",
+        "progress": progress,
+        "poll_seconds": poll_seconds,
+        "timeout_seconds": timeout_seconds,
+        "again": "`invoke outdated` shows where it stands",
+    }
     if item.kind == "environment":
         proton.update_environment(
             name=item.name,
@@ -245,13 +233,10 @@ def _upgrade_proton(
             templateMajorVersion=major,
             templateMinorVersion=minor,
         )
-        state = _wait(
+        state = wait_until(
             lambda: proton.get_environment(name=item.name)["environment"],
-            done=lambda s: s["deploymentStatus"] not in _ACTIVE,
-            what=what,
-            progress=progress,
-            poll_seconds=poll_seconds,
-            timeout_seconds=timeout_seconds,
+            settled=lambda s: s["deploymentStatus"] not in _ACTIVE,
+            **waiting,
         )
     else:
         proton.update_service_instance(
@@ -261,15 +246,12 @@ def _upgrade_proton(
             templateMajorVersion=major,
             templateMinorVersion=minor,
         )
-        state = _wait(
+        state = wait_until(
             lambda: proton.get_service_instance(name=item.name, serviceName=item.service or "")[
                 "serviceInstance"
             ],
-            done=lambda s: s["deploymentStatus"] not in _ACTIVE,
-            what=what,
-            progress=progress,
-            poll_seconds=poll_seconds,
-            timeout_seconds=timeout_seconds,
+            settled=lambda s: s["deploymentStatus"] not in _ACTIVE,
+            **waiting,
         )
     if state["deploymentStatus"] != "SUCCEEDED":
         raise ChannelError(
@@ -310,13 +292,16 @@ def _upgrade_servicecatalog(
         ProvisioningParameters=[{"Key": k, "UsePreviousValue": True} for k in sorted(kept)],
         UpdateToken=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ids['provisioned']}/{ids[target]}")),
     )["RecordDetail"]
-    state = _wait(
+    state = wait_until(
         lambda: catalog.describe_record(Id=record["RecordId"])["RecordDetail"],
-        done=lambda s: s["Status"] not in _RECORD_ACTIVE,
-        what=f"servicecatalog {item.name}",
+        settled=lambda s: s["Status"] not in _RECORD_ACTIVE,
+        channel="servicecatalog",
+        what=item.name,
+        doing="updating",
         progress=progress,
         poll_seconds=poll_seconds,
         timeout_seconds=timeout_seconds,
+        again="`invoke outdated` shows where it stands",
     )
     if state["Status"] != "SUCCEEDED":
         errors = "; ".join(e.get("Description", "") for e in state.get("RecordErrors", []))
