@@ -150,7 +150,7 @@ def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path)
 
 
 def test_the_image_installs_the_entry_point(tmp_path):
-    """What the Dockerfile installs: a wheel of src/tracking_server with the store's entry point."""
+    """What the Dockerfile installs: a wheel of src/tracking_server with its entry points."""
     source = tmp_path / "tracking_server"
     subprocess.run(["cp", "-r", str(IMAGE_SOURCE), str(source)], check=True)
     subprocess.run(
@@ -172,6 +172,10 @@ def test_the_image_installs_the_entry_point(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "pgbulk = tracking_server.store_plugin:store" in archive.read(entry_points).decode()
+        declared = archive.read(entry_points).decode()
+    assert "pgbulk = tracking_server.store_plugin:store" in declared
+    assert "platform-basic-auth = tracking_server.app:create_basic_auth_app" in declared
+    assert "platform = tracking_server.app:create_app" in declared
     assert "tracking_server/bulk_store.py" in names
+    assert "tracking_server/fast_paths.py" in names
     assert "tracking_server/entrypoint.py" in names

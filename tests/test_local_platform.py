@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from mlflow.entities import Metric
 
 from mlflow_platform.local import LocalPlatform
+from tracking_server import settings as names
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -163,6 +165,29 @@ def test_embedded_mode_uses_the_same_entrypoint(tmp_path):
         assert set(local.down()) == {"server"}
 
 
+def test_iam_mode_serves_without_mlflow_auth(tmp_path):
+    """In `iam` mode API Gateway checks callers; the server runs the platform's open app."""
+    local = LocalPlatform(tmp_path, progress=lambda _: None)
+    try:
+        details = local.up(embedded=True, server_env={names.AUTH_MODE: "iam"})
+        uri = details["tracking_uri"]
+        created = requests.post(f"{uri}/api/2.0/mlflow/experiments/create",
+                                json={"name": "iam"}, timeout=30)  # fmt: skip
+        assert created.status_code == 200, created.text
+        from mlflow import MlflowClient
+
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            os.environ.pop(name, None)
+        client = MlflowClient(uri)
+        run_id = client.create_run(created.json()["experiment_id"]).info.run_id
+        client.log_batch(run_id, metrics=[Metric("m", float(i), 0, i) for i in range(50)])
+        assert client.get_run(run_id).data.metrics == {"m": 49.0}
+        port = uri.rsplit(":", 1)[1]
+        assert "tracking_server.app:create_app" in _server_worker_command(port)
+    finally:
+        assert set(local.down()) == {"server"}
+
+
 class _ResponseCatcher:
     """An HTTP server on loopback that records CloudFormation custom-resource responses."""
 
@@ -281,6 +306,24 @@ def test_team_user_function_reports_failure_to_cloudformation(platform, monkeypa
     [response] = catcher.received
     assert response["Status"] == "FAILED"
     assert "creating MLflow user t2: HTTP 401" in response["Reason"]
+
+
+def _server_worker_command(port: str) -> str:
+    """The command line of the uvicorn process serving this port."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode().split("\0")
+        except OSError:  # the process ended while we looked
+            continue
+        if "uvicorn" in argv and port in argv:
+            return " ".join(argv)
+    raise AssertionError(f"no uvicorn process serves port {port}")
+
+
+def test_the_server_runs_the_platforms_basic_auth_app(platform):
+    _, details = platform
+    port = details["tracking_uri"].rsplit(":", 1)[1]
+    assert "tracking_server.app:create_basic_auth_app" in _server_worker_command(port)
 
 
 def test_the_server_runs_without_mlflows_job_runners(platform):

@@ -1,32 +1,50 @@
-"""MLflow's SQLAlchemy tracking store with metric writes made of two statements on PostgreSQL.
+"""MLflow's SQLAlchemy tracking store with metric writes made of a few statements on PostgreSQL.
 
 MLflow's own store builds an ORM object per metric and locks, compares and merges the run's
 latest values in Python: about 0.26 s for a batch of 1,000 metrics and 10 ms for one metric on
-these machines. Here the same rows go in as one multi-row INSERT ... ON CONFLICT DO NOTHING (the
-metrics table's key covers every column, so a repeated metric is ignored as MLflow ignores it),
-and the latest values as one upsert of one row per key: the batch's greatest (step, timestamp,
-value), MLflow's own ordering, which replaces the stored row only where it is greater. The
-upsert takes the same row locks MLflow takes, in key order, inside the same transaction;
-MLflow's deadlock retry still wraps it. Everything else is MLflow's.
+these machines. Here the rows go in with COPY, no SQL to parse per row; where a row exists
+already (the metrics table's key covers every column, and MLflow ignores a repeated metric) the
+batch goes again through a temporary table with INSERT ... ON CONFLICT DO NOTHING. The latest
+values go in as one upsert of one row per key: the batch's greatest (step, timestamp, value),
+MLflow's own ordering, which replaces the stored row only where it is greater. The upsert takes
+the same row locks MLflow takes, in key order, inside the same transaction; MLflow's deadlock
+retry still wraps it. On 1,000 metrics, PostgreSQL takes 31 ms for the COPY, 42 ms through the
+temporary table and 76 ms for one multi-row INSERT.
 
-The server reaches it through the `pgbulk://` scheme (store_plugin.py); the model registry
-and migrations keep the plain PostgreSQL URI.
+Anything unusual (a timestamp or step that is not an int) goes through MLflow's own code, and
+everything but metric writes is MLflow's. The server reaches this store through the `pgbulk://`
+scheme (store_plugin.py); the model registry and migrations keep the plain PostgreSQL URI.
 """
 
 from __future__ import annotations
 
-from mlflow.entities import Metric
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg2.errors
+from mlflow.entities import LifecycleStage, Metric
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.validation import _validate_metric
 from psycopg2.extras import execute_values
 
 from tracking_server.store_plugin import plain_uri
 
-_ROW = "(%s, %s::double precision, %s::bigint, %s::bigint, %s::boolean, %s)"
-_INSERT_METRICS = (
-    "INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES %s "
+MetricValue = tuple[str, float, int, int]
+"""key, value, timestamp, step: a metric as the fast request path hands it over."""
+
+_COLUMNS = "(key, value, timestamp, step, is_nan, run_uuid)"
+_COPY_METRICS = f"COPY metrics {_COLUMNS} FROM STDIN"
+_STAGING = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS mlflow_platform_metrics_in (key varchar(250), "
+    "value double precision, timestamp bigint, step bigint, is_nan boolean, run_uuid "
+    "varchar(32)) ON COMMIT DELETE ROWS"
+)
+_COPY_STAGED = f"COPY mlflow_platform_metrics_in {_COLUMNS} FROM STDIN"
+_INSERT_STAGED = (
+    f"INSERT INTO metrics {_COLUMNS} SELECT {_COLUMNS[1:-1]} FROM mlflow_platform_metrics_in "
     "ON CONFLICT DO NOTHING"
 )
+_ROW = "(%s, %s::double precision, %s::bigint, %s::bigint, %s::boolean, %s)"
 _UPSERT_LATEST = (
     "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES %s "
     "ON CONFLICT (key, run_uuid) DO UPDATE SET value = EXCLUDED.value, "
@@ -34,39 +52,93 @@ _UPSERT_LATEST = (
     "WHERE (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value) > "
     "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
 )
+_RUN_STAGE = "SELECT lifecycle_stage FROM runs WHERE run_uuid = %s"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+class _Buffer:
+    """The COPY input: psycopg2 reads it in chunks."""
+
+    def __init__(self, text: str) -> None:
+        self._data = text.encode()
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size < 0 else self._offset + size
+        chunk = self._data[self._offset : end]
+        self._offset += len(chunk)
+        return chunk
+
+    readline = read
+
+
+def _insert_metrics(cursor: Any, run_id: str, copy: str) -> None:
+    """COPY straight into the table (31 ms for 1,000 rows); where a row is there already, the
+    whole batch again through the staging table, which skips what exists (42 ms)."""
+    cursor.execute("SAVEPOINT mlflow_platform_metrics")
+    try:
+        cursor.copy_expert(_COPY_METRICS, _Buffer(copy))
+    except psycopg2.errors.UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT mlflow_platform_metrics")
+        cursor.execute(_STAGING)
+        cursor.copy_expert(_COPY_STAGED, _Buffer(copy))
+        cursor.execute(_INSERT_STAGED)
 
 
 class BulkSqlAlchemyStore(SqlAlchemyStore):
     def __init__(self, store_uri: str, artifact_uri: str | None) -> None:
         super().__init__(plain_uri(store_uri), artifact_uri)
 
+    def log_metric_values(self, run_id: str, values: Sequence[MetricValue]) -> None:
+        """What MLflow's log_metric and log_batch do with metrics that name no model or dataset.
+
+        The values have passed MLflow's `_validate_metric` (fast_paths.py checks them first).
+        """
+        self._run_with_deadlock_retry(self._write_metrics, run_id, values, validate=False)
+
     def _log_metrics_once(self, run_id: str, metrics: list[Metric]) -> None:
+        values = [(m.key, m.value, m.timestamp, m.step) for m in metrics]
+        if any(type(v[2]) is not int or type(v[3]) is not int for v in values):
+            super()._log_metrics_once(run_id, metrics)
+            return
+        self._write_metrics(run_id, values, validate=True)
+
+    def _write_metrics(self, run_id: str, values: Sequence[MetricValue], *, validate: bool) -> None:
         rows: dict[tuple, None] = {}
         latest: dict[str, tuple] = {}
-        single = len(metrics) == 1
-        for index, metric in enumerate(metrics):
-            _validate_metric(
-                metric.key,
-                metric.value,
-                metric.timestamp,
-                metric.step,
-                path="" if single else f"metrics[{index}]",
-            )
-            is_nan, value = self.sanitize_metric_value(metric.value)
-            row = (metric.key, value, metric.timestamp, metric.step, is_nan, run_id)
+        single = len(values) == 1
+        for index, (key, value, timestamp, step) in enumerate(values):
+            if validate:
+                _validate_metric(
+                    key, value, timestamp, step, path="" if single else f"metrics[{index}]"
+                )
+            is_nan, value = self.sanitize_metric_value(value)
+            row = (key, float(value), timestamp, step, is_nan)
             rows[row] = None
-            best = latest.get(metric.key)
-            if best is None or (row[3], row[2], row[1]) > (best[3], best[2], best[1]):
-                latest[metric.key] = row
+            best = latest.get(key)
+            if best is None or (step, timestamp, row[1]) > (best[3], best[2], best[1]):
+                latest[key] = row
         if not rows:
             return
+        run = run_id.translate(_COPY_ESCAPES)
+        copy = "".join(
+            f"{key.translate(_COPY_ESCAPES)}\t{value!r}\t{timestamp}\t{step}\t"
+            f"{'t' if nan else 'f'}\t{run}\n"
+            for key, value, timestamp, step, nan in rows
+        )
         with self.ManagedSessionMaker(read_only=False) as session:
-            self._check_run_is_active(self._get_run(run_uuid=run_id, session=session))
             cursor = session.connection().connection.cursor()
             try:
-                execute_values(cursor, _INSERT_METRICS, list(rows), template=_ROW, page_size=10_000)
+                cursor.execute(_RUN_STAGE, (run_id,))
+                if cursor.fetchall() != [(LifecycleStage.ACTIVE,)]:
+                    # Missing, deleted or duplicated: MLflow's own checks say which, as it would.
+                    self._check_run_is_active(self._get_run(run_uuid=run_id, session=session))
+                _insert_metrics(cursor, run_id, copy)
                 execute_values(
-                    cursor, _UPSERT_LATEST, [latest[k] for k in sorted(latest)], template=_ROW
+                    cursor,
+                    _UPSERT_LATEST,
+                    [(*latest[k], run_id) for k in sorted(latest)],
+                    template=_ROW,
                 )
             finally:
                 cursor.close()

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tracking_server import app, store_plugin
 from tracking_server import settings as names
-from tracking_server import store_plugin
 from tracking_server.settings import Settings, SettingsError, from_environ
 
 DATABASE_WAIT_SECONDS = 300
@@ -166,7 +166,9 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(settings, auth_uri, config_dir))
         assert settings.secret_key
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = settings.secret_key
-        argv += ["--app-name", "basic-auth"]
+        argv += ["--app-name", app.BASIC_AUTH]
+    else:
+        argv += ["--app-name", app.OPEN]
     return argv, env
 
 
