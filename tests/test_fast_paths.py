@@ -7,6 +7,7 @@ therefore answered once by the fast view and once by MLflow's: results and error
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -247,3 +248,67 @@ def test_the_fast_views_still_ask_for_credentials(session, path):
         answer = requests.post(f"{uri}{path}", json=body, auth=auth, timeout=30)
         assert answer.status_code == 401
     assert _stored(session, run_id) == ({}, {})
+
+
+def _asgi_routes(scope: dict) -> str:
+    """Which application HotPaths hands this request to."""
+    seen: list[str] = []
+
+    class Recorder:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def __call__(self, scope, receive, send) -> None:
+            seen.append(self.name)
+
+    hot = app.HotPaths.__new__(app.HotPaths)
+    hot.app, hot.flask = Recorder("mlflow"), Recorder("flask")
+    asyncio.run(hot(scope, None, None))
+    return seen[0]
+
+
+def _scope(method="POST", path="/api/2.0/mlflow/runs/log-batch", length=b"120", kind="http"):
+    headers = [(b"host", b"127.0.0.1")] + ([(b"content-length", length)] if length else [])
+    return {"type": kind, "method": method, "path": path, "headers": headers}
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        (_scope(), "flask"),
+        (_scope(path="/api/2.0/mlflow/runs/log-metric"), "flask"),
+        (_scope(length=str(app.HOT_BODY_LIMIT).encode()), "flask"),
+        (_scope(length=str(app.HOT_BODY_LIMIT + 1).encode()), "mlflow"),
+        (_scope(length=None), "mlflow"),  # chunked: size unknown
+        (_scope(length=b"12x"), "mlflow"),
+        (_scope(method="GET"), "mlflow"),
+        (_scope(path="/ajax-api/2.0/mlflow/runs/log-batch"), "mlflow"),
+        (_scope(path="/api/2.0/mlflow/runs/log-parameter"), "mlflow"),
+        (_scope(kind="lifespan"), "mlflow"),
+    ],
+    ids=repr,
+)
+def test_only_small_metric_posts_skip_mlflows_asgi_layers(scope, expected):
+    assert _asgi_routes(scope) == expected
+
+
+@pytest.mark.parametrize("path", [METRIC_PATH, BATCH_PATH, "/api/2.0/mlflow/runs/log-parameter"])
+def test_the_direct_paths_keep_mlflows_host_cors_and_header_checks(session, path):
+    """The checks MLflow's ASGI layers make are made by Flask on the direct paths too."""
+    http, uri, new_run = session
+    run_id = new_run()
+    body = {"run_id": run_id, "key": "k", "value": 1, "timestamp": 1}
+    if path == BATCH_PATH:
+        body = _batch(run_id=run_id)
+    elif "parameter" in path:
+        body = {"run_id": run_id, "key": "k", "value": "v"}
+    bad_host = http.post(f"{uri}{path}", json=body, headers={"Host": "evil.example"}, timeout=30)
+    assert bad_host.status_code == 403
+    cross_site = http.post(f"{uri}{path}", json=body, timeout=30,
+                           headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert cross_site.status_code == 403
+    assert _stored(session, run_id) == ({}, {})
+    accepted = http.post(f"{uri}{path}", json=body, timeout=30)
+    assert accepted.status_code == 200
+    assert accepted.headers["X-Content-Type-Options"] == "nosniff"
+    assert accepted.headers["X-Frame-Options"] == "SAMEORIGIN"
