@@ -11,7 +11,7 @@ import pytest
 from aws_cdk import aws_s3 as s3
 
 from mlflow_platform import nag
-from mlflow_platform.lint import lint_template
+from mlflow_platform.lint import LintPool, lint_template
 from mlflow_platform.paths import ROOT
 from mlflow_platform.synth import render_json, synthesize
 from mlflow_platform.templates import TemplateDefinition, all_templates
@@ -74,3 +74,15 @@ def test_templates_are_pure_cloudformation(synthesis):
         assert re.findall(r"\{\{(?!resolve:)", text) == [], name
         assert "CDKMetadata" not in template["Resources"], name
         assert "aws:cdk:path" not in text, name
+
+
+def test_the_lint_pool_returns_findings_and_lints_a_document_once():
+    bad = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      Colour: red\n"
+    same_document = (
+        '{"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"Colour": "red"}}}}'
+    )
+    with LintPool(workers=1) as pool:
+        futures = pool.submit({"bad.yaml": bad})
+        assert pool.submit({"same.json": same_document}) == []
+        [findings] = [future.result(timeout=120) for future in futures]
+    assert ("bad.yaml", "E3002", 5) in [(f.source, f.rule, f.line) for f in findings]
