@@ -22,7 +22,7 @@ from mlflow.utils.proto_json_utils import message_to_json
 
 from tracking_server import app
 from tracking_server import settings as names
-from tracking_server.fast_paths import _NotPlain, parse_log_batch, parse_log_metric
+from tracking_server.fast_paths import NotPlain, parse_log_batch, parse_log_metric
 from tracking_server.settings import from_environ
 
 RUN = "0123456789abcdef0123456789abcdef"
@@ -94,16 +94,16 @@ def _metric(**changes):
     ids=repr,
 )
 def test_anything_but_the_plain_shape_goes_to_mlflows_view(body):
-    with pytest.raises(_NotPlain):
+    with pytest.raises(NotPlain):
         parse_log_batch(body)
 
 
 def test_a_later_metric_with_a_checked_key_is_still_checked():
     body = _batch(metrics=[{"key": "loss", "value": 1, "timestamp": 1},
                            {"key": "loss", "value": 1, "timestamp": -5}])  # fmt: skip
-    with pytest.raises(_NotPlain):
+    with pytest.raises(NotPlain):
         parse_log_batch(body)
-    with pytest.raises(_NotPlain):
+    with pytest.raises(NotPlain):
         parse_log_metric({"run_id": RUN, "run_uuid": "another", "key": "k", "value": 1,
                           "timestamp": 1})  # fmt: skip
 

@@ -37,7 +37,7 @@ _LOG_METRIC_FIELDS = frozenset({"run_id", "run_uuid", *_METRIC_FIELDS})
 _LOG_BATCH_FIELDS = frozenset({"run_id", "metrics", "params", "tags"})
 
 
-class _NotPlain(Exception):
+class NotPlain(Exception):
     """The request is for MLflow's own view."""
 
 
@@ -49,15 +49,15 @@ def _double(value: Any) -> float:
         try:
             return float(value)
         except OverflowError:
-            raise _NotPlain from None
+            raise NotPlain from None
     if kind is str and value in _SPECIAL:
         return _SPECIAL[value]
-    raise _NotPlain
+    raise NotPlain
 
 
 def _int64(value: Any) -> int:
     if type(value) is not int or not _INT64[0] <= value <= _INT64[1]:
-        raise _NotPlain
+        raise NotPlain
     return value
 
 
@@ -72,10 +72,10 @@ def _metrics(items: list, paths: bool) -> list[MetricValue]:
     checked: set[str] = set()
     for index, fields in enumerate(items):
         if type(fields) is not dict or not fields.keys() <= _METRIC_FIELDS:
-            raise _NotPlain
+            raise NotPlain
         key = fields.get("key")
         if type(key) is not str or not key or "value" not in fields or "timestamp" not in fields:
-            raise _NotPlain
+            raise NotPlain
         metric = (
             key,
             _double(fields["value"]),
@@ -84,12 +84,12 @@ def _metrics(items: list, paths: bool) -> list[MetricValue]:
         )
         if key in checked:
             if metric[2] < 0:
-                raise _NotPlain
+                raise NotPlain
         else:
             try:
                 _validate_metric(*metric, path=f"metrics[{index}]" if paths else "")
             except MlflowException:
-                raise _NotPlain from None
+                raise NotPlain from None
             checked.add(key)
         metrics.append(metric)
     return metrics
@@ -98,34 +98,34 @@ def _metrics(items: list, paths: bool) -> list[MetricValue]:
 def _run_id(body: dict) -> str:
     run_id = body.get("run_id")
     if type(run_id) is not str or not run_id:
-        raise _NotPlain
+        raise NotPlain
     try:
         _validate_run_id(run_id)
     except MlflowException:
-        raise _NotPlain from None
+        raise NotPlain from None
     return run_id
 
 
 def parse_log_metric(body: Any) -> tuple[str, list[MetricValue]]:
-    """run id and metric of a plain LogMetric body; _NotPlain otherwise."""
+    """run id and metric of a plain LogMetric body; NotPlain otherwise."""
     if type(body) is not dict or not body.keys() <= _LOG_METRIC_FIELDS:
-        raise _NotPlain
+        raise NotPlain
     run_id = _run_id(body)
     if "run_uuid" in body and body["run_uuid"] != run_id:
-        raise _NotPlain
+        raise NotPlain
     fields = {k: v for k, v in body.items() if k in _METRIC_FIELDS}
     return run_id, _metrics([fields], paths=False)
 
 
 def parse_log_batch(body: Any) -> tuple[str, list[MetricValue]]:
-    """run id and metrics of a plain LogBatch body; _NotPlain otherwise."""
+    """run id and metrics of a plain LogBatch body; NotPlain otherwise."""
     if type(body) is not dict or not body.keys() <= _LOG_BATCH_FIELDS:
-        raise _NotPlain
+        raise NotPlain
     metrics = body.get("metrics")
     if body.get("params", []) != [] or body.get("tags", []) != [] or type(metrics) is not list:
-        raise _NotPlain
+        raise NotPlain
     if not 0 < len(metrics) <= MAX_METRICS_PER_BATCH:
-        raise _NotPlain
+        raise NotPlain
     run_id = _run_id(body)
     return run_id, _metrics(metrics, paths=True)
 
@@ -146,7 +146,7 @@ def _fast_view(
             return original()
         try:
             run_id, values = parse(request.get_json(silent=True))
-        except _NotPlain:
+        except NotPlain:
             return original()
         store.log_metric_values(run_id, values)
         return Response("{}", mimetype="application/json")
