@@ -179,3 +179,30 @@ def test_the_image_installs_the_entry_point(tmp_path):
     assert "tracking_server/bulk_store.py" in names
     assert "tracking_server/fast_paths.py" in names
     assert "tracking_server/entrypoint.py" in names
+
+
+def test_concurrent_writers_of_the_same_rows_store_each_once(stores):
+    """Every writer but one finds the rows there: its COPY fails and the staging path skips them."""
+    stock, bulk, new_run = stores
+    run_id = new_run()
+    metrics = [Metric(f"k{i % 5}", float(i), 7, i) for i in range(300)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def writer() -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                bulk.log_batch(run_id, metrics, [], [])
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    history = [m for k in range(5) for m in stock.get_metric_history(run_id, f"k{k}")]
+    assert sorted(m.step for m in history) == list(range(300))
+    assert stock.get_run(run_id).data.metrics == {f"k{k}": float(295 + k) for k in range(5)}
