@@ -16,7 +16,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking._tracking_service.utils import _get_store
 
 from mlflow_platform.paths import IMAGE_SOURCE
-from tracking_server import bulk_store, store_plugin
+from tracking_server import app, bulk_store, store_plugin
 from tracking_server import settings as names
 from tracking_server.entrypoint import server_command
 from tracking_server.settings import from_environ
@@ -127,6 +127,7 @@ def test_mlflow_finds_the_store_through_its_entry_point(stores, platform):
 
 
 def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path):
+    """In `iam` mode too: the platform's open application, the bulk store, MLflow's registry."""
     settings = from_environ(
         {
             names.AUTH_MODE: "iam",
@@ -139,7 +140,8 @@ def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path)
             names.ALLOWED_HOSTS: "mlflow.internal",
         }
     )
-    _, env = server_command(settings, tmp_path)
+    argv, env = server_command(settings, tmp_path)
+    assert argv[argv.index("--app-name") + 1] == app.OPEN
     assert env["MLFLOW_BACKEND_STORE_URI"] == (
         "pgbulk://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
     )
