@@ -5,7 +5,7 @@ each worker. Imports happen inside: `mlflow server` imports this module only to 
 names are factories.
 
 MLflow serves its Flask application from inside a FastAPI application: a chain of ASGI
-middlewares and about a hundred FastAPI routes are passed before the Flask app is reached, on
+middlewares and about eighty FastAPI routes are passed before the Flask app is reached, on
 the event loop's thread, which then competes with the request's worker thread for the GIL:
 about 5 ms of a 20 ms log-metric call. `HotPaths` sends the two calls a training loop makes
 most straight to the Flask app, through MLflow's own WSGI bridge. What those layers do for a
