@@ -15,6 +15,7 @@ from invoke import Collection, Exit, task
 )
 def synth(c, json=False):
     """Synthesize every template to pure CloudFormation in build/synth/ (cdk-nag checked)."""
+    from mlflow_platform import process
     from mlflow_platform.errors import PlatformError
     from mlflow_platform.paths import ROOT, SYNTH_DIR
     from mlflow_platform.synth import synthesize, write
@@ -28,6 +29,7 @@ def synth(c, json=False):
     else:
         for path in written:
             print(f"wrote {path.relative_to(ROOT)}")
+    process.end(0)
 
 
 @task(
@@ -69,6 +71,10 @@ def bundle(c, check=False, force=False, json=False):
             print(f"wrote {path}")
         if check:
             print("proton/ matches what the code renders")
+    if result is not None:  # CDK and cfn-lint were loaded
+        from mlflow_platform import process
+
+        process.end(0)
 
 
 @task(

@@ -6,6 +6,8 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,8 +16,23 @@ from mlflow_platform import bundle, cache
 from mlflow_platform.paths import ROOT
 
 
+def _helper_processes() -> set[str]:
+    """jsii's Node processes and multiprocessing's fork servers and their workers."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes()
+        except OSError:  # the process ended while we looked
+            continue
+        if b"jsii" in text or b"forkserver" in text:
+            found.add(cmdline.parent.name)
+    return found
+
+
 def test_bundle_check_renders_verifies_and_matches_the_committed_bundles():
-    """The whole pipeline, cfn-lint included, in a fresh process, ignoring any stamp."""
+    """The whole pipeline, cfn-lint included, in a fresh process, ignoring any stamp; the
+    process ends without the interpreter's teardown and leaves no helper process behind."""
+    before = _helper_processes()
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "bundle", "--check", "--force", "--json"],
         cwd=ROOT,
@@ -28,6 +45,10 @@ def test_bundle_check_renders_verifies_and_matches_the_committed_bundles():
     assert len(report["specs"]) >= 4
     assert "dist/servicecatalog/mlflow-environment/template.yaml" in report["linted"]
     assert "dist/servicecatalog/mlflow-sagemaker-api/template.yaml" in report["linted"]
+    deadline = time.monotonic() + 10
+    while _helper_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _helper_processes() - before == set()
 
 
 @pytest.fixture
