@@ -244,8 +244,7 @@ def _asgi_routes(scope: dict) -> str:
         async def __call__(self, scope, receive, send) -> None:
             seen.append(self.name)
 
-    hot = app.HotPaths.__new__(app.HotPaths)
-    hot.app, hot.flask = Recorder("mlflow"), Recorder("flask")
+    hot = app.HotPaths(Recorder("mlflow"), Recorder("flask"))
     asyncio.run(hot(scope, None, None))
     return seen[0]
 

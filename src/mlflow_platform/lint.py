@@ -139,9 +139,6 @@ class LintPool:
                 futures.append(self._submitted[key])
         return futures
 
-    def lint(self, texts: Mapping[str, str]) -> list[LintFinding]:
-        return [finding for future in self.submit(texts) for finding in future.result()]
-
     def __enter__(self) -> LintPool:
         return self
 

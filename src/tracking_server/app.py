@@ -15,6 +15,7 @@ CORS and the cross-origin block, the security headers, authentication and permis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 BASIC_AUTH = "platform-basic-auth"
@@ -26,19 +27,11 @@ HOT_BODY_LIMIT = 4 * 1024 * 1024
 
 
 class HotPaths:
-    """ASGI: POST log-metric and log-batch to Flask directly, everything else to MLflow's app."""
+    """ASGI: POST log-metric and log-batch to `direct`, everything else to MLflow's app."""
 
-    def __init__(self, app: Any, flask_app: Any) -> None:
-        from mlflow.server.fastapi_app import _EfficientWSGIMiddleware
-
+    def __init__(self, app: Any, direct: Any) -> None:
         self.app = app
-        self.flask = _EfficientWSGIMiddleware(flask_app)
-
-    def __getattr__(self, name: str) -> Any:
-        """Attributes of MLflow's application (its state, its routes) stay reachable."""
-        if name in ("app", "flask"):
-            raise AttributeError(name)
-        return getattr(self.app, name)
+        self.direct = direct
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if (
@@ -47,7 +40,7 @@ class HotPaths:
             and scope["path"] in HOT_PATHS
             and _content_length(scope) <= HOT_BODY_LIMIT
         ):
-            await self.flask(scope, receive, send)
+            await self.direct(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -60,23 +53,26 @@ def _content_length(scope: dict) -> int:
     return HOT_BODY_LIMIT + 1
 
 
-def create_app() -> Any:
-    """MLflow's application without MLflow's own auth (the `iam` mode: API Gateway checks)."""
+def _platform_app(build: Callable[[Any], Any]) -> HotPaths:
+    """MLflow's Flask app with the fast views, served by `build`'s application and directly."""
     from mlflow.server import app
+    from mlflow.server.fastapi_app import _EfficientWSGIMiddleware
+
+    from tracking_server import fast_paths
+
+    fast_paths.install(app)
+    return HotPaths(build(app), _EfficientWSGIMiddleware(app))
+
+
+def create_app() -> HotPaths:
+    """MLflow's application without MLflow's own auth (the `iam` mode: API Gateway checks)."""
     from mlflow.server.fastapi_app import create_fastapi_app
 
-    from tracking_server import fast_paths
-
-    fast_paths.install(app)
-    return HotPaths(create_fastapi_app(app), app)
+    return _platform_app(create_fastapi_app)
 
 
-def create_basic_auth_app() -> Any:
+def create_basic_auth_app() -> HotPaths:
     """MLflow's basic-auth application, as `--app-name basic-auth` builds it."""
-    from mlflow.server import app
     from mlflow.server.auth import create_app as with_basic_auth
 
-    from tracking_server import fast_paths
-
-    fast_paths.install(app)
-    return HotPaths(with_basic_auth(app), app)
+    return _platform_app(with_basic_auth)
