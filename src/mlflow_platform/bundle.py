@@ -12,7 +12,11 @@ schema is not compatible with that folder's (an input removed, a constraint narr
 render goes to a new v<major + 1>/ folder instead and the older one stays frozen, as published.
 
 Templates are synthesized one at a time so that cfn-lint, in worker processes, checks one
-template while the next one synthesizes.
+template while the next one synthesizes. Services go first: their specs render and their lints
+run on the other core while the environment, the largest synth, is built; the environment's own
+lints, the largest, then split the two cores between them at the end. A service's registration
+names the environment major, so the bundles themselves are assembled once everything is
+synthesized.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from mlflow_platform import archive, release, render, verify, versioning, yaml_i
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.lint import PRIMARY_REGION, LintFinding, LintPool
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
-from mlflow_platform.synth import synthesize
 from mlflow_platform.templates import TemplateDefinition, all_templates
 
 SPECS_DIR = PROTON_DIR / "specs"
@@ -89,10 +92,14 @@ def render_template(
     environments: tuple[str, ...],
     *,
     proton_dir: Path = PROTON_DIR,
+    infrastructure: render.ProtonBundle | None = None,
 ) -> Rendered:
-    """One synthesized template, rendered for both channels."""
-    bundle = render.proton_bundle(
-        template,
+    """One synthesized template, rendered for both channels.
+
+    infrastructure: the template's Proton infrastructure, when it was rendered already.
+    """
+    bundle = render.with_registration(
+        infrastructure or render.proton_infrastructure(template, kind=definition.kind),
         kind=definition.kind,
         compatible_environments=environments if definition.kind == "service" else (),
     )
@@ -108,30 +115,28 @@ def render_template(
     )
 
 
-def _texts_to_lint(
-    item: Rendered, result: BundleResult, problems: list[str]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The Service Catalog template (checked in every region) and the Proton renders."""
-    name = item.definition.name
-    files = spec_files(name)
+def _spec_renders(
+    definition: TemplateDefinition,
+    infrastructure: render.ProtonBundle,
+    result: BundleResult,
+    problems: list[str],
+) -> dict[str, str]:
+    """Each example spec rendered as Proton would, by label: what cfn-lint checks next."""
+    files = spec_files(definition.name)
     if not files:
-        problems.append(f"no example specs in {SPECS_DIR.relative_to(ROOT)}/{name}/")
-    catalog = {f"dist/servicecatalog/{name}/template.yaml": item.service_catalog}
+        problems.append(f"no example specs in {SPECS_DIR.relative_to(ROOT)}/{definition.name}/")
     texts: dict[str, str] = {}
     try:
         for spec in verify.render_specs(
-            kind=item.definition.kind, bundle=item.bundle, spec_files=files, root=ROOT
+            kind=definition.kind, bundle=infrastructure, spec_files=files, root=ROOT
         ):
             label = spec.spec + (f" (instance {spec.instance})" if spec.instance else "")
             texts[label] = spec.text
             result.specs.append(label)
     except verify.VerificationError as error:
         problems += error.problems
-    problems += verify.limit_problems(
-        f"proton/{name}/v{item.major}", item.bundle, len(item.archive)
-    )
-    result.linted += [*catalog, *texts]
-    return catalog, texts
+    result.linted += texts
+    return texts
 
 
 def compatible_environments(rendered: dict[str, Rendered]) -> tuple[str, ...]:
@@ -145,19 +150,41 @@ def compatible_environments(rendered: dict[str, Rendered]) -> tuple[str, ...]:
 
 def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendered]:
     """Every template rendered for both channels; raises VerificationError on any problem."""
-    rendered: dict[str, Rendered] = {}
+    # Imported here, once the lint pool is starting: loading aws-cdk-lib takes about a second,
+    # which the cfn-lint fork server spends loading cfn-lint on the other core.
+    from mlflow_platform.synth import synthesize
+
     problems: list[str] = []
     lints: list[Future[list[LintFinding]]] = []
+    synthesized: dict[str, tuple[dict, render.ProtonBundle]] = {}
+    for definition in sorted(all_templates(), key=lambda d: d.kind != "service"):
+        template = synthesize([definition]).templates[definition.name]
+        # The Service Catalog template first, checked in every region: it is the largest lint,
+        # and a render equal to it (every input at its default) shares its lint.
+        catalog = f"dist/servicecatalog/{definition.name}/template.yaml"
+        lints += pool.submit({catalog: render.service_catalog_template(template)})
+        result.linted.append(catalog)
+        infrastructure = render.proton_infrastructure(template, kind=definition.kind)
+        synthesized[definition.name] = (template, infrastructure)
+        renders = _spec_renders(definition, infrastructure, result, problems)
+        lints += pool.submit(renders, regions=PRIMARY_REGION)
+
+    rendered: dict[str, Rendered] = {}
     # Environments come first in all_templates(), so their majors are known to the services.
     for definition in all_templates():
-        template = synthesize([definition]).templates[definition.name]
-        item = render_template(definition, template, compatible_environments(rendered))
+        template, infrastructure = synthesized[definition.name]
+        item = render_template(
+            definition,
+            template,
+            compatible_environments(rendered),
+            infrastructure=infrastructure,
+        )
         rendered[definition.name] = item
         if item.major_reasons:
             result.new_majors[str(item.bundle_dir.relative_to(ROOT))] = item.major_reasons
-        catalog, renders = _texts_to_lint(item, result, problems)
-        lints += pool.submit(catalog)  # first: a render that equals it shares its lint
-        lints += pool.submit(renders, regions=PRIMARY_REGION)
+        problems += verify.limit_problems(
+            f"proton/{definition.name}/v{item.major}", item.bundle, len(item.archive)
+        )
     environment = next(r for r in rendered.values() if r.definition.kind == "environment")
     for item in rendered.values():
         if item.definition.kind == "service":

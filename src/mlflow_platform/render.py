@@ -107,26 +107,34 @@ def manifest(kind: Kind) -> dict:
     }
 
 
-def proton_bundle(
-    template: Mapping[str, object],
-    *,
-    kind: Kind,
-    compatible_environments: tuple[str, ...] = (),
-) -> ProtonBundle:
-    """compatible_environments: `name:major` of each environment template a service runs in."""
+def proton_infrastructure(template: Mapping[str, object], *, kind: Kind) -> ProtonBundle:
+    """Schema, manifest and CloudFormation: all a spec needs to render, and all cfn-lint sees.
+
+    Separate from the registration so that a service's specs render and lint before the
+    environment major it names is known.
+    """
     infrastructure = INFRASTRUCTURE_DIR[kind]
-    files = {
-        "schema/schema.yaml": to_yaml(schema(template, kind=kind)),
-        f"{infrastructure}/manifest.yaml": to_yaml(manifest(kind)),
-        f"{infrastructure}/{TEMPLATE_FILE}": to_yaml(proton_cloudformation(template, kind=kind)),
-    }
-    if kind == "service":
-        if not compatible_environments:
-            raise RenderError("a service template needs at least one compatible environment")
-        files[".template-registration.yaml"] = to_yaml(
-            {"compatible_environments": list(compatible_environments)}
-        )
-    return ProtonBundle(files=files)
+    return ProtonBundle(
+        files={
+            "schema/schema.yaml": to_yaml(schema(template, kind=kind)),
+            f"{infrastructure}/manifest.yaml": to_yaml(manifest(kind)),
+            f"{infrastructure}/{TEMPLATE_FILE}": to_yaml(
+                proton_cloudformation(template, kind=kind)
+            ),
+        }
+    )
+
+
+def with_registration(
+    infrastructure: ProtonBundle, *, kind: Kind, compatible_environments: tuple[str, ...] = ()
+) -> ProtonBundle:
+    """The whole bundle: a service's also names the `name:major` environments it runs in."""
+    if kind != "service":
+        return infrastructure
+    if not compatible_environments:
+        raise RenderError("a service template needs at least one compatible environment")
+    registration = to_yaml({"compatible_environments": list(compatible_environments)})
+    return ProtonBundle(files={**infrastructure.files, ".template-registration.yaml": registration})
 
 
 def service_catalog_template(template: Mapping[str, object]) -> str:
