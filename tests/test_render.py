@@ -133,6 +133,25 @@ def test_a_contract_value_the_environment_does_not_publish_is_refused():
         render.proton_cloudformation(template, kind="service")
 
 
+def test_a_service_registration_is_added_to_the_infrastructure_it_was_linted_from(service):
+    """`invoke bundle` renders and lints a service's specs before the environment's major is
+    known; the registration joins the same files afterwards."""
+    infrastructure = render.proton_infrastructure(service, kind="service")
+    assert ".template-registration.yaml" not in infrastructure.files
+    with pytest.raises(render.RenderError, match="at least one compatible environment"):
+        render.with_registration(infrastructure, kind="service")
+    whole = render.with_registration(
+        infrastructure, kind="service", compatible_environments=("mlflow-environment:4",)
+    )
+    assert {k: v for k, v in whole.files.items() if k in infrastructure.files} == (
+        infrastructure.files
+    )
+    assert yaml.safe_load(whole.files[".template-registration.yaml"]) == {
+        "compatible_environments": ["mlflow-environment:4"]
+    }
+    assert set(whole.files) - set(infrastructure.files) == {".template-registration.yaml"}
+
+
 def test_archives_hold_the_bundle_at_their_root_and_are_reproducible(rendered):
     item = rendered["mlflow-sagemaker-api"]
     with tarfile.open(fileobj=io.BytesIO(item.archive), mode="r:gz") as tar:
