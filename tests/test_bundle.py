@@ -14,6 +14,9 @@ import yaml
 
 from mlflow_platform import bundle, cache
 from mlflow_platform.paths import ROOT
+from mlflow_platform.templates import TEMPLATES
+
+TEMPLATE_NAMES = [name for name, _ in TEMPLATES]  # environments first
 
 
 def _helper_processes() -> set[str]:
@@ -42,9 +45,17 @@ def test_bundle_check_renders_verifies_and_matches_the_committed_bundles():
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["up_to_date"] is False and report["checked"] is True
-    assert len(report["specs"]) >= 4
-    assert "dist/servicecatalog/mlflow-environment/template.yaml" in report["linted"]
-    assert "dist/servicecatalog/mlflow-sagemaker-api/template.yaml" in report["linted"]
+    # Reported environment first, each template's Service Catalog template before its specs,
+    # whatever order the work was done in.
+    specs = [f"proton/specs/{name}/{path.name}" for name in TEMPLATE_NAMES
+             for path in bundle.spec_files(name)]  # fmt: skip
+    assert [s.split(" (instance")[0] for s in report["specs"]] == specs
+    assert report["linted"] == [
+        label
+        for name in TEMPLATE_NAMES
+        for label in [f"dist/servicecatalog/{name}/template.yaml"]
+        + [s for s in report["specs"] if f"/{name}/" in s]
+    ]
     deadline = time.monotonic() + 10
     while _helper_processes() - before and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -116,10 +116,7 @@ def render_template(
 
 
 def _spec_renders(
-    definition: TemplateDefinition,
-    infrastructure: render.ProtonBundle,
-    result: BundleResult,
-    problems: list[str],
+    definition: TemplateDefinition, infrastructure: render.ProtonBundle, problems: list[str]
 ) -> dict[str, str]:
     """Each example spec rendered as Proton would, by label: what cfn-lint checks next."""
     files = spec_files(definition.name)
@@ -132,10 +129,8 @@ def _spec_renders(
         ):
             label = spec.spec + (f" (instance {spec.instance})" if spec.instance else "")
             texts[label] = spec.text
-            result.specs.append(label)
     except verify.VerificationError as error:
         problems += error.problems
-    result.linted += texts
     return texts
 
 
@@ -156,23 +151,25 @@ def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendere
 
     problems: list[str] = []
     lints: list[Future[list[LintFinding]]] = []
-    synthesized: dict[str, tuple[dict, render.ProtonBundle]] = {}
+    # Template name -> (template, Proton infrastructure, labels of its spec renders).
+    synthesized: dict[str, tuple[dict, render.ProtonBundle, list[str]]] = {}
     for definition in sorted(all_templates(), key=lambda d: d.kind != "service"):
         template = synthesize([definition]).templates[definition.name]
         # The Service Catalog template first, checked in every region: it is the largest lint,
         # and a render equal to it (every input at its default) shares its lint.
         catalog = f"dist/servicecatalog/{definition.name}/template.yaml"
         lints += pool.submit({catalog: render.service_catalog_template(template)})
-        result.linted.append(catalog)
         infrastructure = render.proton_infrastructure(template, kind=definition.kind)
-        synthesized[definition.name] = (template, infrastructure)
-        renders = _spec_renders(definition, infrastructure, result, problems)
+        renders = _spec_renders(definition, infrastructure, problems)
         lints += pool.submit(renders, regions=PRIMARY_REGION)
+        synthesized[definition.name] = (template, infrastructure, list(renders))
 
     rendered: dict[str, Rendered] = {}
     # Environments come first in all_templates(), so their majors are known to the services.
     for definition in all_templates():
-        template, infrastructure = synthesized[definition.name]
+        template, infrastructure, specs = synthesized[definition.name]
+        result.specs += specs
+        result.linted += [f"dist/servicecatalog/{definition.name}/template.yaml", *specs]
         item = render_template(
             definition,
             template,
