@@ -18,10 +18,12 @@ def synth(c, json=False):
     from mlflow_platform import process
     from mlflow_platform.errors import PlatformError
     from mlflow_platform.paths import ROOT, SYNTH_DIR
-    from mlflow_platform.synth import synthesize, write
 
     try:
-        written = write(synthesize(), SYNTH_DIR)
+        with process.without_cyclic_gc():
+            from mlflow_platform.synth import synthesize, write
+
+            written = write(synthesize(), SYNTH_DIR)
     except PlatformError as error:
         raise Exit(str(error), code=1) from None
     if json:

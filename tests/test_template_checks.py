@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from mlflow_platform import nag
+from mlflow_platform import nag, process
 from mlflow_platform.lint import LintPool, lint_template
 from mlflow_platform.paths import ROOT
 from mlflow_platform.synth import render_json, synthesize
@@ -86,3 +87,26 @@ def test_the_lint_pool_returns_findings_and_lints_a_document_once():
         assert pool.submit({"same.json": same_document}) == []
         [findings] = [future.result(timeout=120) for future in futures]
     assert ("bad.yaml", "E3002", 5) in [(f.source, f.rule, f.line) for f in findings]
+
+
+def test_lint_workers_keep_cfn_lint_out_of_garbage_collection():
+    """What the fork server loaded is frozen, and collections come less often, in every
+    worker: their collections no longer walk cfn-lint's rules and schemas."""
+    with LintPool(workers=1) as pool:
+        executor = pool._ready()
+        frozen = executor.submit(gc.get_freeze_count).result(timeout=120)
+        threshold = executor.submit(gc.get_threshold).result(timeout=120)
+        enabled = executor.submit(gc.isenabled).result(timeout=120)
+    assert frozen > 100_000
+    assert threshold[0] > gc.get_threshold()[0]
+    assert enabled
+
+
+def test_cyclic_gc_is_off_only_inside_the_batch_block():
+    assert gc.isenabled()
+    with process.without_cyclic_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), process.without_cyclic_gc():
+        raise RuntimeError("synth failed")
+    assert gc.isenabled()

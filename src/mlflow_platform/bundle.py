@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow_platform import archive, release, render, verify, versioning, yaml_io
+from mlflow_platform import archive, process, release, render, verify, versioning, yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.lint import PRIMARY_REGION, LintFinding, LintPool
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
@@ -236,7 +236,7 @@ def differences(expected: dict[Path, bytes], rendered: dict[str, Rendered]) -> l
 
 def build(*, check: bool = False) -> BundleResult:
     result = BundleResult()
-    with LintPool() as pool:
+    with LintPool() as pool, process.without_cyclic_gc():
         rendered = render_and_verify(pool, result)
     files = bundle_files(rendered)
     if check:

@@ -1,20 +1,41 @@
-"""Ending a command that loaded CDK without the interpreter's teardown.
-
-After a synth, Python spends about a second freeing aws-cdk-lib's modules at exit; the operating
-system reclaims the memory at once. The registered exit handlers still run (they stop jsii's
-Node process and the cfn-lint fork server), and the output is flushed; only the freeing is
-skipped.
+"""How a batch command that loads CDK runs and ends: without the garbage collector's walks
+over aws-cdk-lib's objects, and without the interpreter's teardown.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import gc
 import os
 import sys
+from collections.abc import Iterator
 from typing import NoReturn
 
 
+@contextlib.contextmanager
+def without_cyclic_gc() -> Iterator[None]:
+    """Cyclic garbage collection off while CDK loads and synthesizes.
+
+    Importing aws-cdk-lib creates several hundred thousand long-lived objects, and every full
+    collection walks them all: 0.15 to 0.3 s of the command's own 2 to 2.5 CPU-seconds, on the
+    path every lint waits for, for no memory back (the synth's peak stays at about 124 MB).
+    Reference counting still frees the rest.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def end(code: int = 0) -> NoReturn:
+    """After a synth, Python spends about a second freeing aws-cdk-lib's modules at exit; the
+    operating system reclaims the memory at once. The registered exit handlers still run (they
+    stop jsii's Node process and the cfn-lint fork server), and the output is flushed; only the
+    freeing is skipped."""
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
