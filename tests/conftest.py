@@ -43,7 +43,9 @@ def rendered(synthesis: Synthesis) -> dict:
     rendered: dict = {}
     for d in all_templates():
         environments = bundle.compatible_environments(rendered)
-        rendered[d.name] = bundle.render_template(d, synthesis.templates[d.name], environments)
+        rendered[d.name] = bundle.render_template(
+            d, bundle.render_channels(d, synthesis.templates[d.name]), environments
+        )
     return rendered
 
 

@@ -59,7 +59,9 @@ def write_tree(root, templates: dict[str, dict], majors: dict[str, int] | None =
     majors = majors or {}
     environments = (f"{ENVIRONMENT}:{majors.get(ENVIRONMENT, 1)}",)
     for name, template in templates.items():
-        item = bundle.render_template(definitions[name], template, environments)
+        item = bundle.render_template(
+            definitions[name], bundle.render_channels(definitions[name], template), environments
+        )
         folder = root / "proton" / name / f"v{majors.get(name, 1)}"
         for path, text in item.bundle.files.items():
             (folder / path).parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from mlflow_platform import archive, process, release, render, verify, versioning, yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.lint import PRIMARY_REGION, LintFinding, LintPool
-from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
+from mlflow_platform.paths import DIST, PROTON_DIR, ROOT, catalog_template
 from mlflow_platform.templates import TemplateDefinition, all_templates
 
 SPECS_DIR = PROTON_DIR / "specs"
@@ -52,6 +52,24 @@ class Rendered:
     @property
     def bundle_dir(self) -> Path:
         return PROTON_DIR / self.definition.name / f"v{self.major}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Channels:
+    """A synthesized template rendered for both channels, all but a service's registration:
+    what its specs render from and what cfn-lint checks."""
+
+    template: dict
+    infrastructure: render.ProtonBundle
+    service_catalog: str
+
+
+def render_channels(definition: TemplateDefinition, template: dict) -> Channels:
+    return Channels(
+        template=template,
+        infrastructure=render.proton_infrastructure(template, kind=definition.kind),
+        service_catalog=render.service_catalog_template(template),
+    )
 
 
 @dataclass(kw_only=True)
@@ -88,18 +106,14 @@ def major_for(
 
 def render_template(
     definition: TemplateDefinition,
-    template: dict,
+    channels: Channels,
     environments: tuple[str, ...],
     *,
     proton_dir: Path = PROTON_DIR,
-    infrastructure: render.ProtonBundle | None = None,
 ) -> Rendered:
-    """One synthesized template, rendered for both channels.
-
-    infrastructure: the template's Proton infrastructure, when it was rendered already.
-    """
+    """One template's channels, completed: the service's registration, the major, the archive."""
     bundle = render.with_registration(
-        infrastructure or render.proton_infrastructure(template, kind=definition.kind),
+        channels.infrastructure,
         kind=definition.kind,
         compatible_environments=environments if definition.kind == "service" else (),
     )
@@ -108,10 +122,10 @@ def render_template(
         definition=definition,
         major=major,
         major_reasons=reasons,
-        template=template,
+        template=channels.template,
         bundle=bundle,
         archive=archive.tar_gz(bundle.files),
-        service_catalog=render.service_catalog_template(template),
+        service_catalog=channels.service_catalog,
     )
 
 
@@ -151,31 +165,25 @@ def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendere
 
     problems: list[str] = []
     lints: list[Future[list[LintFinding]]] = []
-    # Template name -> (template, Proton infrastructure, labels of its spec renders).
-    synthesized: dict[str, tuple[dict, render.ProtonBundle, list[str]]] = {}
+    # Template name -> its channels and the labels of its spec renders.
+    synthesized: dict[str, tuple[Channels, list[str]]] = {}
     for definition in sorted(all_templates(), key=lambda d: d.kind != "service"):
-        template = synthesize([definition]).templates[definition.name]
+        channels = render_channels(definition, synthesize([definition]).templates[definition.name])
         # The Service Catalog template first, checked in every region: it is the largest lint,
         # and a render equal to it (every input at its default) shares its lint.
-        catalog = f"dist/servicecatalog/{definition.name}/template.yaml"
-        lints += pool.submit({catalog: render.service_catalog_template(template)})
-        infrastructure = render.proton_infrastructure(template, kind=definition.kind)
-        renders = _spec_renders(definition, infrastructure, problems)
+        catalog = catalog_template(definition.name).relative_to(ROOT).as_posix()
+        lints += pool.submit({catalog: channels.service_catalog})
+        renders = _spec_renders(definition, channels.infrastructure, problems)
         lints += pool.submit(renders, regions=PRIMARY_REGION)
-        synthesized[definition.name] = (template, infrastructure, list(renders))
+        synthesized[definition.name] = (channels, list(renders))
 
     rendered: dict[str, Rendered] = {}
     # Environments come first in all_templates(), so their majors are known to the services.
     for definition in all_templates():
-        template, infrastructure, specs = synthesized[definition.name]
+        channels, specs = synthesized[definition.name]
         result.specs += specs
-        result.linted += [f"dist/servicecatalog/{definition.name}/template.yaml", *specs]
-        item = render_template(
-            definition,
-            template,
-            compatible_environments(rendered),
-            infrastructure=infrastructure,
-        )
+        result.linted += [catalog_template(definition.name).relative_to(ROOT).as_posix(), *specs]
+        item = render_template(definition, channels, compatible_environments(rendered))
         rendered[definition.name] = item
         if item.major_reasons:
             result.new_majors[str(item.bundle_dir.relative_to(ROOT))] = item.major_reasons
@@ -208,7 +216,7 @@ def _dist_files(rendered: dict[str, Rendered]) -> dict[Path, bytes]:
     files: dict[Path, bytes] = {}
     for name, item in rendered.items():
         files[DIST / "proton" / f"{name}-v{item.major}.tar.gz"] = item.archive
-        files[DIST / "servicecatalog" / name / "template.yaml"] = item.service_catalog.encode()
+        files[catalog_template(name)] = item.service_catalog.encode()
     return files
 
 

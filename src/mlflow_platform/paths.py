@@ -10,3 +10,8 @@ SYNTH_DIR = BUILD / "synth"
 PROTON_DIR = ROOT / "proton"
 DIST = ROOT / "dist"
 IMAGE_SOURCE = ROOT / "src" / "tracking_server"
+
+
+def catalog_template(name: str, dist: Path = DIST) -> Path:
+    """Where `invoke bundle` writes a template's Service Catalog product template."""
+    return dist / "servicecatalog" / name / "template.yaml"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlflow_platform import archive, yaml_io
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.paths import DIST, PROTON_DIR, ROOT
+from mlflow_platform.paths import DIST, PROTON_DIR, ROOT, catalog_template
 from mlflow_platform.proton_schema import INPUT_TYPE, schema
 from mlflow_platform.templates import Kind
 
@@ -114,7 +114,7 @@ def load(name: str, kind: Kind, *, proton_dir: Path = PROTON_DIR, dist: Path = D
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
-    catalog = dist / "servicecatalog" / name / "template.yaml"
+    catalog = catalog_template(name, dist)
     if not catalog.is_file():
         raise ReleaseError(f"{name}: {_shown(catalog)} is missing: run `invoke bundle`")
     return Release(
