@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from mlflow_platform import nag, process
+from mlflow_platform import nag, node_code_cache, process
 from mlflow_platform.lint import LintPool, lint_template
 from mlflow_platform.paths import ROOT
 from mlflow_platform.synth import render_json, synthesize
@@ -51,18 +52,27 @@ def test_cfn_lint_finds_nothing(synthesis, name):
 
 
 def test_synth_is_byte_identical_across_processes(synthesis, tmp_path):
-    """A fresh process writes exactly what this one synthesized."""
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "synth"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "wrote build/synth/" in result.stdout
-    for name, template in synthesis.templates.items():
-        written = (ROOT / "build" / "synth" / f"{name}.template.json").read_text()
-        assert written == render_json(template), name
+    """A fresh process writes exactly what this one synthesized: with aws-cdk-lib compiled from
+    source, then from the Node code cache that first run filled, which the second run keeps."""
+    cache = tmp_path / "node-code-cache"
+    environ = {**os.environ, node_code_cache.VARIABLE: str(cache)}
+    entries: list[dict[str, int]] = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", "synth"],
+            cwd=ROOT,
+            env=environ,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "wrote build/synth/" in result.stdout
+        for name, template in synthesis.templates.items():
+            written = (ROOT / "build" / "synth" / f"{name}.template.json").read_text()
+            assert written == render_json(template), name
+        entries.append({p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()})
+    assert len(entries[0]) > 100, "aws-cdk-lib's modules are in the code cache"
+    assert entries[1] == entries[0], "the second synth compiled nothing anew"
 
 
 def test_templates_are_pure_cloudformation(synthesis):
