@@ -105,14 +105,16 @@ def require_pairs(
     keys: linters pair every enumerated value with the other input's default, which would flag
     combinations that these rules already refuse.
     """
+    key_name, key_value_token = key.node.id, key.value_as_string
+    dependent_name, dependent_value_token = dependent.node.id, dependent.value_as_string
     if not key.allowed_values:
         cdk.CfnRule(
             scope,
             f"{rule_id}Choice",
             assertions=[
                 cdk.CfnRuleAssertion(
-                    assert_=cdk.Fn.condition_contains(list(allowed), key.value_as_string),
-                    assert_description=f"{key.node.id} must be one of {', '.join(allowed)}",
+                    assert_=cdk.Fn.condition_contains(list(allowed), key_value_token),
+                    assert_description=f"{key_name} must be one of {', '.join(allowed)}",
                 )
             ],
         )
@@ -120,16 +122,16 @@ def require_pairs(
         cdk.CfnRule(
             scope,
             f"{rule_id}{_RULE_ID.sub('x', key_value)}",
-            rule_condition=cdk.Fn.condition_equals(key.value_as_string, key_value),
+            rule_condition=cdk.Fn.condition_equals(key_value_token, key_value),
             assertions=[
                 cdk.CfnRuleAssertion(
                     assert_=cdk.Fn.condition_contains(
-                        list(dependent_values), dependent.value_as_string
+                        list(dependent_values), dependent_value_token
                     ),
                     assert_description=description.format(
-                        key=key.node.id,
+                        key=key_name,
                         key_value=key_value,
-                        dependent=dependent.node.id,
+                        dependent=dependent_name,
                         allowed=", ".join(dependent_values),
                     ),
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
-from aws_cdk.region_info import RegionInfo
+from aws_cdk.region_info import Fact, FactName, RegionInfo
 from constructs import Construct
 
 from mlflow_platform.nag import acknowledge
@@ -63,12 +63,14 @@ class AccessLogs(Construct):
         )
 
     def _declare_elb_accounts(self) -> None:
+        # Two calls into CDK's region facts, not two per region.
+        elbv2_accounts = RegionInfo.region_map(FactName.ELBV2_ACCOUNT)
         accounts = cdk.CfnMapping(
             self,
             "ElbLogAccounts",
             mapping={
-                region.name: {"Account": region.elbv2_account or _NO_ACCOUNT}
-                for region in RegionInfo.regions
+                region: {"Account": elbv2_accounts.get(region) or _NO_ACCOUNT}
+                for region in Fact.regions
             },
         )
         legacy_region = cdk.CfnCondition(

@@ -43,7 +43,14 @@ class Network(Construct):
             # The largest prefix is what remains when no other matches.
             for prefix in VPC_PREFIXES[:-1]
         }
-        self._cidr = cidr
+        # Per prefix: the VPC range in eight blocks, and the condition that picks them (looked
+        # up once here, not for each of the twelve subnets).
+        self._blocks = {
+            prefix: cdk.Fn.cidr(cidr, _BLOCKS, str(32 - prefix - 3)) for prefix in VPC_PREFIXES
+        }
+        self._prefix_condition_ids = {
+            prefix: condition.logical_id for prefix, condition in self._prefix_conditions.items()
+        }
         two_nats = cdk.CfnCondition(
             self,
             "TwoNatGateways",
@@ -163,19 +170,15 @@ class Network(Construct):
 
     def _block(self, index: int) -> str:
         """Block `index` of eight, whatever the VPC's prefix length turns out to be."""
-        value: str | None = None
+        value: object = None
         for prefix in reversed(VPC_PREFIXES):
-            cidr_bits = str(32 - prefix - 3)
-            block = cdk.Fn.select(index, cdk.Fn.cidr(self._cidr, _BLOCKS, cidr_bits))
+            block = cdk.Fn.select(index, self._blocks[prefix])
             value = (
                 block
-                if value is None or prefix not in self._prefix_conditions
-                else cdk.Fn.condition_if(
-                    self._prefix_conditions[prefix].logical_id, block, value
-                ).to_string()
+                if value is None or prefix not in self._prefix_condition_ids
+                else cdk.Fn.condition_if(self._prefix_condition_ids[prefix], block, value)
             )
-        assert value is not None
-        return value
+        return value if isinstance(value, str) else cdk.Token.as_string(value)
 
     def _associate(self, name: str, subnet: ec2.CfnSubnet, table: ec2.CfnRouteTable) -> None:
         ec2.CfnSubnetRouteTableAssociation(
