@@ -120,3 +120,18 @@ def test_cyclic_gc_is_off_only_inside_the_batch_block():
     with pytest.raises(RuntimeError), process.without_cyclic_gc():
         raise RuntimeError("synth failed")
     assert gc.isenabled()
+
+
+def test_listing_the_templates_loads_no_stack():
+    """Each template's modules load when it is built: the service synthesizes (and its lints
+    start) before the environment's modules are imported."""
+    code = (
+        "import sys\n"
+        "from mlflow_platform.templates import all_templates\n"
+        "names = [d.name for d in all_templates()]\n"
+        "assert names == ['mlflow-environment', 'mlflow-sagemaker-api'], names\n"
+        "loaded = [m for m in ('aws_cdk', 'environment_template.stack', 'service_template.stack')"
+        " if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

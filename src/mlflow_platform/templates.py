@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -43,12 +44,23 @@ def named(names: list[str] | None = None) -> dict[str, Kind]:
     return {name: kind for name, kind in TEMPLATES if not names or name in names}
 
 
-def all_templates() -> tuple[TemplateDefinition, ...]:
-    # Imported here so that reading the registry does not import every stack's dependencies.
-    from environment_template.stack import EnvironmentStack
-    from service_template.stack import ServiceStack
+def _imported_when_built(module: str, name: str) -> Callable[..., cdk.Stack]:
+    """A stack class imported only when the stack is built: listing the templates loads no CDK,
+    and `invoke bundle` synthesizes the service before the environment's modules are loaded."""
 
-    stacks = {"mlflow-environment": EnvironmentStack, "mlflow-sagemaker-api": ServiceStack}
+    def build(scope: Construct, id: str, **kwargs: object) -> cdk.Stack:
+        return getattr(importlib.import_module(module), name)(scope, id, **kwargs)
+
+    return build
+
+
+_STACKS = {
+    "mlflow-environment": _imported_when_built("environment_template.stack", "EnvironmentStack"),
+    "mlflow-sagemaker-api": _imported_when_built("service_template.stack", "ServiceStack"),
+}
+
+
+def all_templates() -> tuple[TemplateDefinition, ...]:
     return tuple(
-        TemplateDefinition(name=name, kind=kind, stack=stacks[name]) for name, kind in TEMPLATES
+        TemplateDefinition(name=name, kind=kind, stack=_STACKS[name]) for name, kind in TEMPLATES
     )
