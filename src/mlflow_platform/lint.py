@@ -9,6 +9,8 @@ deletion and replacement policies.
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import json
 import multiprocessing
 import os
@@ -93,6 +95,10 @@ class LintPool:
     fresh interpreter, never a fork of this process, which may be running a jsii (Node) child.
     It is started from a thread: the first worker is ready only when the loading is done, and
     the caller goes on with the synth meanwhile.
+
+    Lints wait here, not in the executor's first-come queue: each worker that frees up takes
+    the largest template waiting. The environment, synthesized last, is the largest, and its
+    lints would otherwise queue behind the smaller ones and end the run alone on one core.
     """
 
     def __init__(self, workers: int | None = None) -> None:
@@ -100,8 +106,18 @@ class LintPool:
         self._submitted: dict[str, Future[list[LintFinding]]] = {}
         self._executor: ProcessPoolExecutor | None = None
         self._error: BaseException | None = None
+        # (-size, order, work, future): the largest first, then in submission order.
+        self._waiting: list[tuple[int, int, tuple[str, str, tuple[str, ...]], Future]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._idle = self._workers
+        self._closed = False
         self._starting = threading.Thread(target=self._start, name="lint-pool", daemon=True)
         self._starting.start()
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name="lint-dispatch", daemon=True
+        )
+        self._dispatcher.start()
 
     def _start(self) -> None:
         try:
@@ -121,6 +137,39 @@ class LintPool:
             raise RuntimeError("the cfn-lint workers did not start") from self._error
         return self._executor
 
+    def _dispatch(self) -> None:
+        """Hand the largest waiting lint to the executor whenever a worker is idle."""
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._closed or (self._waiting and self._idle > 0))
+                if self._closed:
+                    return
+                _, _, work, future = heapq.heappop(self._waiting)
+                self._idle -= 1
+            try:
+                running = self._ready().submit(_lint_one, work)
+            except BaseException as error:
+                future.set_exception(error)
+                self._worker_done()
+                continue
+            running.add_done_callback(functools.partial(self._finished, future))
+
+    def _worker_done(self) -> None:
+        with self._changed:
+            self._idle += 1
+            self._changed.notify_all()
+
+    def _finished(self, future: Future[list[LintFinding]], running: Future) -> None:
+        self._worker_done()
+        if running.cancelled():  # the pool is closing after an error elsewhere
+            future.cancel()
+            return
+        error = running.exception()
+        if error is None:
+            future.set_result(running.result())
+        else:
+            future.set_exception(error)
+
     def submit(
         self, texts: Mapping[str, str], *, regions: tuple[str, ...] = REGIONS
     ) -> list[Future[list[LintFinding]]]:
@@ -131,12 +180,17 @@ class LintPool:
         Service Catalog template) shares that lint.
         """
         futures = []
-        # Largest first, so the longest lint does not start last.
-        for source, text in sorted(texts.items(), key=lambda kv: -len(kv[1])):
-            key = json.dumps(yaml_io.load(text), sort_keys=True)
-            if key not in self._submitted:
-                self._submitted[key] = self._ready().submit(_lint_one, (source, text, regions))
-                futures.append(self._submitted[key])
+        with self._changed:
+            for source, text in texts.items():
+                key = json.dumps(yaml_io.load(text), sort_keys=True)
+                if key in self._submitted:
+                    continue
+                future: Future[list[LintFinding]] = Future()
+                self._submitted[key] = future
+                futures.append(future)
+                work = (source, text, regions)
+                heapq.heappush(self._waiting, (-len(text), next(self._order), work, future))
+            self._changed.notify_all()
         return futures
 
     def __enter__(self) -> LintPool:
@@ -146,6 +200,10 @@ class LintPool:
         # Every result has been collected by now. A worker that exits on its own spends about a
         # second tearing down cfn-lint's rules and schemas; ending it is instant and loses
         # nothing.
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._dispatcher.join()
         executor = self._ready()
         workers = list((executor._processes or {}).values())
         executor.shutdown(wait=False, cancel_futures=True)
