@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import subprocess
@@ -99,6 +100,26 @@ def test_the_lint_pool_returns_findings_and_lints_a_document_once():
     assert ("bad.yaml", "E3002", 5) in [(f.source, f.rule, f.line) for f in findings]
 
 
+def test_an_idle_lint_worker_takes_the_largest_template_waiting():
+    def queues(count: int) -> str:
+        return json.dumps(
+            {"Resources": {f"Queue{i}": {"Type": "AWS::SQS::Queue"} for i in range(count)}}
+        )
+
+    finished: list[str] = []
+    with LintPool(workers=1) as pool:
+        futures = pool.submit({"small": queues(1), "large": queues(12), "medium": queues(4)})
+        for future, source in zip(futures, ["small", "large", "medium"], strict=True):
+            future.add_done_callback(lambda _, source=source: finished.append(source))
+        results = [f.result(timeout=120) for f in futures]
+    assert [{f.source for f in findings} for findings in results] == [
+        {"small"},
+        {"large"},
+        {"medium"},
+    ], "every queue lacks a deletion policy (I3011): each template's findings come back"
+    assert finished == ["large", "medium", "small"]
+
+
 def test_lint_workers_keep_cfn_lint_out_of_garbage_collection():
     """What the fork server loaded is frozen, and collections come less often, in every
     worker: their collections no longer walk cfn-lint's rules and schemas."""
@@ -116,7 +137,12 @@ def test_cyclic_gc_is_off_only_inside_the_batch_block():
     assert gc.isenabled()
     with process.without_cyclic_gc():
         assert not gc.isenabled()
+        survivor = [object()]
+        frozen_inside = gc.get_freeze_count()
     assert gc.isenabled()
+    # What the block left alive is out of the collector's walks from now on.
+    assert gc.get_freeze_count() > frozen_inside
+    assert not any(o is survivor for o in gc.get_objects())
     with pytest.raises(RuntimeError), process.without_cyclic_gc():
         raise RuntimeError("synth failed")
     assert gc.isenabled()
