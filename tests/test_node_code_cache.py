@@ -59,6 +59,8 @@ def test_modules_behave_the_same_compiled_from_source_and_from_the_cache(tmp_pat
     }
 
     assert _run(package, cache) == expected
+    [folder] = [p for p in cache.iterdir() if p.is_dir()]
+    assert folder.stat().st_mode & 0o077 == 0, "only the user may write compiled code"
     written = _entries(cache)
     # One entry per JavaScript module, named by its content: the JSON file is not compiled.
     assert set(written) == {hashlib.sha256(t.encode()).hexdigest() for t in MODULES.values()}

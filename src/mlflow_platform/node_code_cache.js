@@ -59,7 +59,8 @@ function install(directory) {
   process.once('exit', () => {
     if (fresh.length === 0) return;
     try {
-      fs.mkdirSync(directory, { recursive: true });
+      // Compiled code is trusted as the modules themselves are: only this user may write it.
+      fs.mkdirSync(directory, { recursive: true, mode: 0o700 });
       for (const [entry, script] of fresh) {
         // Written whole, then renamed: a concurrent reader sees an entry or none.
         const partial = `${entry}.${process.pid}.tmp`;

@@ -4,7 +4,9 @@ Node 20 compiles every module from source on each start: for aws-cdk-lib that is
 second of each synth's critical path. node_code_cache.js keeps the compiled code under
 build/node-code-cache/, keyed on each module's content, the way Python keeps .pyc files;
 deleting the folder only costs the next synth its compile time. MLFLOW_PLATFORM_NODE_CODE_CACHE,
-when already set, names another folder; set empty, it turns the cache off.
+when already set, names another folder; set empty, it turns the cache off. Node runs what it
+finds there, as Python runs .pyc files: the folder must be writable by no one but the user, as
+the hook creates it.
 """
 
 from __future__ import annotations
