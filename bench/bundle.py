@@ -3,7 +3,8 @@
 cold:      a fresh process, no stamp (--force): synth, render, every check, every write.
            Node's code cache of aws-cdk-lib (build/node-code-cache, like Python's .pyc files)
            is kept, as every run after a machine's first finds it.
-new machine: cold, and that code cache empty too: a machine's first bundle.
+new machine: cold, and that code cache empty too: the first bundle after installing (jsii's own
+           package cache, which it fills when first imported, is kept).
 no change: a fresh process after a successful bundle: the stamp says nothing changed.
 `invoke synth` runs in the same session as the baseline: what the CDK synth alone costs.
 Targets on a 2-core machine: cold <= 10 s, no change <= 1 s. Medians of several runs; the
