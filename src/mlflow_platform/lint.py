@@ -180,9 +180,13 @@ class LintPool:
         Service Catalog template) shares that lint.
         """
         futures = []
+        # Parsed before taking the lock, which a worker that frees up needs to take its next lint.
+        keys = {
+            source: json.dumps(yaml_io.load(text), sort_keys=True) for source, text in texts.items()
+        }
         with self._changed:
             for source, text in texts.items():
-                key = json.dumps(yaml_io.load(text), sort_keys=True)
+                key = keys[source]
                 if key in self._submitted:
                     continue
                 future: Future[list[LintFinding]] = Future()
