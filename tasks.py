@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json as jsonlib
+import sys
 
 from invoke import Collection, Exit, task
 
@@ -43,11 +44,14 @@ def synth(c, json=False):
     },
 )
 def bundle(c, check=False, force=False, json=False):
-    """Render both templates into Proton bundles and Service Catalog templates, verified."""
+    """Render both templates into Proton bundles and Service Catalog templates, verified;
+    each step (a synth, a lint) is reported on stderr as it ends."""
     from mlflow_platform.cache import bundle_unless_up_to_date
 
     try:
-        result = bundle_unless_up_to_date(check=check, force=force)
+        result = bundle_unless_up_to_date(
+            check=check, force=force, progress=lambda line: print(line, file=sys.stderr, flush=True)
+        )
     except Exception as error:
         if type(error).__name__ in ("NagFindingsError", "VerificationError", "BundleCheckError"):
             raise Exit(f"invoke bundle: {error}", code=1) from None

@@ -95,8 +95,8 @@ def test_the_lint_pool_returns_findings_and_lints_a_document_once():
     )
     with LintPool(workers=1) as pool:
         futures = pool.submit({"bad.yaml": bad})
-        assert pool.submit({"same.json": same_document}) == []
-        [findings] = [future.result(timeout=120) for future in futures]
+        assert pool.submit({"same.json": same_document}) == {}
+        [findings] = [future.result(timeout=120) for future in futures.values()]
     assert ("bad.yaml", "E3002", 5) in [(f.source, f.rule, f.line) for f in findings]
 
 
@@ -109,9 +109,9 @@ def test_an_idle_lint_worker_takes_the_largest_template_waiting():
     finished: list[str] = []
     with LintPool(workers=1) as pool:
         futures = pool.submit({"small": queues(1), "large": queues(12), "medium": queues(4)})
-        for future, source in zip(futures, ["small", "large", "medium"], strict=True):
+        for source, future in futures.items():
             future.add_done_callback(lambda _, source=source: finished.append(source))
-        results = [f.result(timeout=120) for f in futures]
+        results = [f.result(timeout=120) for f in futures.values()]
     assert [{f.source for f in findings} for findings in results] == [
         {"small"},
         {"large"},

@@ -21,7 +21,8 @@ synthesized.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from collections.abc import Callable
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,13 @@ SPECS_DIR = PROTON_DIR / "specs"
 
 
 class BundleCheckError(PlatformError):
+    pass
+
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
     pass
 
 
@@ -157,24 +165,29 @@ def compatible_environments(rendered: dict[str, Rendered]) -> tuple[str, ...]:
     )
 
 
-def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendered]:
+def render_and_verify(
+    pool: LintPool, result: BundleResult, progress: Progress = _quiet
+) -> dict[str, Rendered]:
     """Every template rendered for both channels; raises VerificationError on any problem."""
     # Imported here, once the lint pool is starting: loading aws-cdk-lib takes about a second,
     # which the cfn-lint fork server spends loading cfn-lint on the other core.
     from mlflow_platform.synth import synthesize
 
     problems: list[str] = []
-    lints: list[Future[list[LintFinding]]] = []
+    # Each lint and what it checks.
+    lints: dict[Future[list[LintFinding]], str] = {}
     # Template name -> its channels and the labels of its spec renders.
     synthesized: dict[str, tuple[Channels, list[str]]] = {}
     for definition in sorted(all_templates(), key=lambda d: d.kind != "service"):
         channels = render_channels(definition, synthesize([definition]).templates[definition.name])
+        progress(f"synthesized {definition.name}: cdk-nag found nothing unacknowledged")
         # The Service Catalog template first, checked in every region: it is the largest lint,
         # and a render equal to it (every input at its default) shares its lint.
         catalog = catalog_template(definition.name).relative_to(ROOT).as_posix()
-        lints += pool.submit({catalog: channels.service_catalog})
+        submitted = pool.submit({catalog: channels.service_catalog})
         renders = _spec_renders(definition, channels.infrastructure, problems)
-        lints += pool.submit(renders, regions=PRIMARY_REGION)
+        submitted |= pool.submit(renders, regions=PRIMARY_REGION)
+        lints |= {future: source for source, future in submitted.items()}
         synthesized[definition.name] = (channels, list(renders))
 
     rendered: dict[str, Rendered] = {}
@@ -198,6 +211,8 @@ def render_and_verify(pool: LintPool, result: BundleResult) -> dict[str, Rendere
                 service_proton_text="".join(item.bundle.files.values()),
                 service_catalog=yaml_io.load(item.service_catalog),
             )
+    for done, lint in enumerate(as_completed(lints), 1):
+        progress(f"cfn-lint checked {lints[lint]} ({done} of {len(lints)})")
     problems += [f"cfn-lint: {finding}" for lint in lints for finding in lint.result()]
     if problems:
         raise verify.VerificationError(problems)
@@ -242,10 +257,11 @@ def differences(expected: dict[Path, bytes], rendered: dict[str, Rendered]) -> l
     return found
 
 
-def build(*, check: bool = False) -> BundleResult:
+def build(*, check: bool = False, progress: Progress = _quiet) -> BundleResult:
+    """progress hears of each step as it ends: a template synthesized, a template linted."""
     result = BundleResult()
     with LintPool() as pool, process.without_cyclic_gc():
-        rendered = render_and_verify(pool, result)
+        rendered = render_and_verify(pool, result, progress)
     files = bundle_files(rendered)
     if check:
         found = differences(files, rendered)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,7 +107,9 @@ def record(key: str, outputs: Iterable[Path]) -> None:
     )
 
 
-def bundle_unless_up_to_date(*, check: bool = False, force: bool = False) -> BundleResult | None:
+def bundle_unless_up_to_date(
+    *, check: bool = False, force: bool = False, progress: Callable[[str], None] = lambda _: None
+) -> BundleResult | None:
     """`bundle.build`, or None when the stamp shows it would write (or find) nothing new.
 
     With check, an up-to-date stamp means the committed bundles are what the code renders:
@@ -119,8 +121,8 @@ def bundle_unless_up_to_date(*, check: bool = False, force: bool = False) -> Bun
     from mlflow_platform import bundle
 
     if check:
-        return bundle.build(check=True)
+        return bundle.build(check=True, progress=progress)
     STAMP.unlink(missing_ok=True)
-    result = bundle.build()
+    result = bundle.build(progress=progress)
     record(key, result.written)
     return result

@@ -172,14 +172,15 @@ class LintPool:
 
     def submit(
         self, texts: Mapping[str, str], *, regions: tuple[str, ...] = REGIONS
-    ) -> list[Future[list[LintFinding]]]:
+    ) -> dict[str, Future[list[LintFinding]]]:
         """Start linting now; the caller goes on (with the next synth) and collects later.
+        Returns each source linted for the first time, with its lint.
 
         Each distinct template is linted once: a text that parses to the same document as one
         already submitted (a Proton render with every input at its default, say, and the
         Service Catalog template) shares that lint.
         """
-        futures = []
+        futures: dict[str, Future[list[LintFinding]]] = {}
         # Parsed before taking the lock, which a worker that frees up needs to take its next lint.
         keys = {
             source: json.dumps(yaml_io.load(text), sort_keys=True) for source, text in texts.items()
@@ -191,7 +192,7 @@ class LintPool:
                     continue
                 future: Future[list[LintFinding]] = Future()
                 self._submitted[key] = future
-                futures.append(future)
+                futures[source] = future
                 work = (source, text, regions)
                 heapq.heappush(self._waiting, (-len(text), next(self._order), work, future))
             self._changed.notify_all()
