@@ -176,8 +176,8 @@ def render_and_verify(
     problems: list[str] = []
     # Each lint and what it checks.
     lints: dict[Future[list[LintFinding]], str] = {}
-    # Template name -> its channels and the labels of its spec renders.
-    synthesized: dict[str, tuple[Channels, list[str]]] = {}
+    # Template name -> its channels, and the labels of its Service Catalog template and specs.
+    synthesized: dict[str, tuple[Channels, str, list[str]]] = {}
     for definition in sorted(all_templates(), key=lambda d: d.kind != "service"):
         channels = render_channels(definition, synthesize([definition]).templates[definition.name])
         progress(f"synthesized {definition.name}: cdk-nag found nothing unacknowledged")
@@ -188,14 +188,14 @@ def render_and_verify(
         renders = _spec_renders(definition, channels.infrastructure, problems)
         submitted |= pool.submit(renders, regions=PRIMARY_REGION)
         lints |= {future: source for source, future in submitted.items()}
-        synthesized[definition.name] = (channels, list(renders))
+        synthesized[definition.name] = (channels, catalog, list(renders))
 
     rendered: dict[str, Rendered] = {}
     # Environments come first in all_templates(), so their majors are known to the services.
     for definition in all_templates():
-        channels, specs = synthesized[definition.name]
+        channels, catalog, specs = synthesized[definition.name]
         result.specs += specs
-        result.linted += [catalog_template(definition.name).relative_to(ROOT).as_posix(), *specs]
+        result.linted += [catalog, *specs]
         item = render_template(definition, channels, compatible_environments(rendered))
         rendered[definition.name] = item
         if item.major_reasons:
