@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import botocore.awsrequest
 import botocore.validate
+import proton_bundle_rules
 import yaml
 
 NOW = datetime.datetime(2026, 11, 26, tzinfo=datetime.UTC)
@@ -152,10 +153,18 @@ class FakeAws:
                 "createdAt": NOW,
                 "lastModifiedAt": NOW,
                 **({"displayName": params["displayName"]} if "displayName" in params else {}),
+                **(
+                    {"pipelineProvisioning": params["pipelineProvisioning"]}
+                    if "pipelineProvisioning" in params
+                    else {}
+                ),
             },
             "versions": [],
         }
         return {f"{kind}Template": self.proton[kind][name]["template"]}
+
+    def _get_template(self, kind: str, name: str) -> dict:
+        return {f"{kind}Template": self._templates(kind, name)["template"]}
 
     def _create_version(
         self,
@@ -214,11 +223,15 @@ class FakeAws:
     def _get_version(self, kind: str, **ref) -> dict:
         version = self._version(kind, **ref)
         if version["status"] == "REGISTRATION_IN_PROGRESS":
+            template = self._templates(kind, ref["templateName"])["template"]
+            refused = proton_bundle_rules.problems(
+                kind, version["_files"], pipeline_provisioning=template.get("pipelineProvisioning")
+            )
             if version["_polls"] > 0:
                 version["_polls"] -= 1
-            elif self.registration_error:
+            elif refused or self.registration_error:
                 version["status"] = "REGISTRATION_FAILED"
-                version["statusMessage"] = self.registration_error
+                version["statusMessage"] = "; ".join(refused) or self.registration_error
             else:
                 version["status"] = "DRAFT"
         return {f"{kind}TemplateVersion": _public(version)}
@@ -257,6 +270,7 @@ class FakeAws:
         for kind, word in (("environment", "EnvironmentTemplate"), ("service", "ServiceTemplate")):
             table = {
                 f"_proton_Create{word}": self._create_template,
+                f"_proton_Get{word}": self._get_template,
                 f"_proton_Create{word}Version": self._create_version,
                 f"_proton_Get{word}Version": self._get_version,
                 f"_proton_Update{word}Version": self._update_version,

@@ -7,6 +7,7 @@ import re
 import tarfile
 
 import jinja2
+import proton_bundle_rules
 import pytest
 import yaml
 
@@ -40,9 +41,11 @@ def test_bundle_layout_is_what_template_sync_reads(rendered):
     assert yaml.safe_load(service[".template-registration.yaml"]) == {
         "compatible_environments": ["mlflow-environment:1"]
     }
+    # The top key is `infrastructure` in every folder (AWS Proton User Guide, "Wrap up template
+    # files"; AWS's sample service templates' instance_infrastructure/manifest.yaml).
     manifest = yaml.safe_load(service["instance_infrastructure/manifest.yaml"])
     assert manifest == {
-        "instance_infrastructure": {
+        "infrastructure": {
             "templates": [
                 {
                     "file": "cloudformation.yaml",
@@ -52,6 +55,35 @@ def test_bundle_layout_is_what_template_sync_reads(rendered):
             ]
         }
     }
+
+
+@pytest.mark.parametrize("name", ["mlflow-environment", "mlflow-sagemaker-api"])
+def test_proton_would_register_each_bundle(rendered, name):
+    """Checked by rules written from AWS's documentation (tests/proton_bundle_rules.py), the
+    same the fake Proton applies at registration, with the template created as publish does."""
+    item = rendered[name]
+    provisioning = "CUSTOMER_MANAGED" if item.definition.kind == "service" else None
+    problems = proton_bundle_rules.problems(
+        item.definition.kind, item.bundle.files, pipeline_provisioning=provisioning
+    )
+    assert problems == []
+
+
+def test_the_bundle_rules_refuse_what_proton_refuses(rendered):
+    files = dict(rendered["mlflow-sagemaker-api"].bundle.files)
+    assert proton_bundle_rules.problems("service", files) == [
+        "the bundle has no pipeline_infrastructure, so the service template must be created "
+        "with pipelineProvisioning CUSTOMER_MANAGED [PIPELINE]"
+    ]
+    files["instance_infrastructure/manifest.yaml"] = files[
+        "instance_infrastructure/manifest.yaml"
+    ].replace("infrastructure:", "instance_infrastructure:", 1)
+    assert proton_bundle_rules.problems(
+        "service", files, pipeline_provisioning="CUSTOMER_MANAGED"
+    ) == [
+        "instance_infrastructure/manifest.yaml: the top key must be infrastructure, not "
+        "['instance_infrastructure'] [BUNDLES]"
+    ]
 
 
 def test_environment_inputs_are_bound_with_jinja(rendered, environment):
@@ -76,6 +108,7 @@ def test_service_reads_the_contract_from_environment_outputs(rendered):
         contract.LISTENER_ARN.name,
         contract.ROUTE_AUTHORIZATION.name,
         contract.TEAM_USERS.name,
+        contract.TRACKING_HOST.name,
         contract.ENVIRONMENT_NAME.name,
     }
     document = yaml.safe_load(text)

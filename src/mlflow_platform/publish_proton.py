@@ -24,6 +24,10 @@ from mlflow_platform.publish_plan import Plan, Progress, Step, published_reader,
 from mlflow_platform.release import Release, proton_inputs
 
 CHANNEL = "proton"
+CUSTOMER_MANAGED = "CUSTOMER_MANAGED"
+"""A service bundle without `pipeline_infrastructure/` needs this when its template is created,
+and Proton cannot change it afterwards (AWS Proton User Guide, "Register and publish templates";
+botocore's UpdateServiceTemplate has no such parameter)."""
 _HASH = re.compile(r"sha256:([0-9a-f]{64})")
 _USABLE = "PUBLISHED"
 
@@ -57,6 +61,23 @@ def _versions(clients: Clients, release: Release) -> list[dict] | None:
         if error.response["Error"]["Code"] == "ResourceNotFoundException":
             return None
         raise
+
+
+def _check_pipeline_setting(clients: Clients, release: Release) -> None:
+    """Refuse, before anything is uploaded, a service template no version of ours can join."""
+    if release.kind != "service":
+        return
+    template = clients("proton").get_service_template(name=release.name)["serviceTemplate"]
+    if template.get("pipelineProvisioning") == CUSTOMER_MANAGED:
+        return
+    raise ChannelError(
+        CHANNEL,
+        f"service template {release.name} exists without pipelineProvisioning "
+        f"{CUSTOMER_MANAGED}: its bundles have no pipeline, so Proton would refuse every "
+        "version, and the setting cannot be changed once a template exists. Delete the "
+        f"template (`aws proton delete-service-template --name {release.name}`, after deleting "
+        "its versions) and run `invoke publish` again; Service Catalog is not affected",
+    )
 
 
 def _published(summary: Mapping) -> versioning.Published:
@@ -189,11 +210,14 @@ def plan(
         )
 
     def create_template(ctx: dict[str, str]) -> None:
-        getattr(proton, ops["create_template"])(
-            name=release.name,
-            displayName=release.name,
-            description=f"MLflow platform: {release.name}",
-        )
+        request = {
+            "name": release.name,
+            "displayName": release.name,
+            "description": f"MLflow platform: {release.name}",
+        }
+        if release.kind == "service":
+            request["pipelineProvisioning"] = CUSTOMER_MANAGED
+        getattr(proton, ops["create_template"])(**request)
 
     if own and own[0][0]["status"] == "DRAFT":
         steps.append(
@@ -226,6 +250,8 @@ def plan(
                     run=delete_failed,
                 )
             )
+        if summaries is not None:
+            _check_pipeline_setting(clients, release)
         steps.append(
             Step(operation="s3:PutObject", why=f"upload s3://{config.bucket}/{key}", run=upload)
         )

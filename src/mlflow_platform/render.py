@@ -93,9 +93,14 @@ def _is_binding(text: str) -> bool:
     )
 
 
-def manifest(kind: Kind) -> dict:
+MANIFEST_KEY = "infrastructure"
+"""The manifest's top key in every folder, `instance_infrastructure/` too (AWS Proton User Guide,
+"Wrap up template files"; AWS's sample service templates)."""
+
+
+def manifest() -> dict:
     return {
-        INFRASTRUCTURE_DIR[kind]: {
+        MANIFEST_KEY: {
             "templates": [
                 {
                     "file": TEMPLATE_FILE,
@@ -117,7 +122,7 @@ def proton_infrastructure(template: Mapping[str, object], *, kind: Kind) -> Prot
     return ProtonBundle(
         files={
             "schema/schema.yaml": to_yaml(schema(template, kind=kind)),
-            f"{infrastructure}/manifest.yaml": to_yaml(manifest(kind)),
+            f"{infrastructure}/manifest.yaml": to_yaml(manifest()),
             f"{infrastructure}/{TEMPLATE_FILE}": to_yaml(
                 proton_cloudformation(template, kind=kind)
             ),
