@@ -18,6 +18,7 @@ from mlflow_platform.constructs.access_logs import (
     AccessLogs,
 )
 from mlflow_platform.constructs.network import Network, NetworkProps
+from tracking_server import settings
 
 DESCRIPTION = (
     "mlflow-environment: a shared MLflow tracking server (ECS Fargate) with an Aurora PostgreSQL "
@@ -72,7 +73,6 @@ class EnvironmentStack(cdk.Stack):
                 admin_secret=auth.admin,
                 server_key_secret=auth.server_key,
                 artifacts_destination=artifacts.destination,
-                allowed_hosts=f"*.execute-api.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}",
             ),
         )
         artifacts.grant_tracking_server(tracking.task_definition.task_role)
@@ -88,6 +88,15 @@ class EnvironmentStack(cdk.Stack):
                 access_log_policy=access_logs.policy,
             ),
         )
+        tracking_host = ingress.load_balancer.load_balancer_dns_name
+        tracking.container.add_environment(
+            settings.ALLOWED_HOSTS,
+            settings.cloud_hosts(
+                load_balancer_dns_name=tracking_host,
+                region=cdk.Aws.REGION,
+                url_suffix=cdk.Aws.URL_SUFFIX,
+            ),
+        )
         team_users = TeamUsers(
             self,
             "TeamUsers",
@@ -95,7 +104,7 @@ class EnvironmentStack(cdk.Stack):
                 vpc=network.vpc,
                 environment_name=inputs.environment_name.value_as_string,
                 auth_mode=inputs.auth_mode.value_as_string,
-                tracking_url=f"http://{ingress.load_balancer.load_balancer_dns_name}",
+                tracking_url=f"http://{tracking_host}",
                 admin_secret=auth.admin,
                 load_balancer_security_group=ingress.load_balancer_security_group,
                 log_retention_days=inputs.log_retention_days,
@@ -117,6 +126,7 @@ class EnvironmentStack(cdk.Stack):
                     iam_auth.logical_id, "AWS_IAM", "NONE"
                 ).to_string(),
                 contract.TEAM_USERS: team_users.function.function_arn,
+                contract.TRACKING_HOST: tracking_host,
                 contract.ENVIRONMENT_NAME: inputs.environment_name.value_as_string,
             },
         )

@@ -38,7 +38,6 @@ class TrackingServiceProps:
     admin_secret: secretsmanager.ISecret
     server_key_secret: secretsmanager.ISecret
     artifacts_destination: str
-    allowed_hosts: str
 
 
 class TrackingService(Construct):
@@ -66,7 +65,7 @@ class TrackingService(Construct):
         )
         image_uri = self._image_uri(props.image_uri)
         self._grant_image_pull(image_uri)
-        container = self.task_definition.add_container(
+        self.container = container = self.task_definition.add_container(
             "Server",
             container_name=CONTAINER_NAME,
             image=ecs.ContainerImage.from_registry(image_uri),
@@ -83,7 +82,6 @@ class TrackingService(Construct):
                 settings.DB_PORT: str(props.database_port),
                 settings.DB_NAME: props.database_name,
                 settings.ARTIFACTS_DESTINATION: props.artifacts_destination,
-                settings.ALLOWED_HOSTS: props.allowed_hosts,
             },
             secrets={
                 settings.DB_USERNAME: ecs.Secret.from_secrets_manager(

@@ -14,6 +14,7 @@ from mlflow_platform import contract
 from mlflow_platform.nag import acknowledge
 
 ROUTE_KEYS = ("ANY /{proxy+}", "ANY /")
+HOST_MAPPING = "overwrite:header.Host"
 # API Gateway's hard limit for an HTTP API integration.
 INTEGRATION_TIMEOUT_MS = 30000
 ACCESS_LOG_FORMAT = {
@@ -62,6 +63,11 @@ class TrackingApi(Construct):
             integration_uri=contract.read(contract.LISTENER_ARN),
             payload_format_version="1.0",
             timeout_in_millis=INTEGRATION_TIMEOUT_MS,
+            # The server accepts only the Host its load balancer is called by, whatever domain
+            # (execute-api or a custom one) the client used. Host is not among the headers
+            # HTTP APIs reserve from parameter mapping (API Gateway Developer Guide,
+            # "Transforming API requests and responses for HTTP APIs").
+            request_parameters={HOST_MAPPING: contract.read(contract.TRACKING_HOST)},
         )
         self.routes = [
             apigwv2.CfnRoute(

@@ -74,6 +74,7 @@ def test_service_reads_only_what_the_environment_publishes(service, environment)
         contract.LISTENER_ARN.ssm_key,
         contract.ROUTE_AUTHORIZATION.ssm_key,
         contract.TEAM_USERS.ssm_key,
+        contract.TRACKING_HOST.ssm_key,
     }
     published = {
         Evaluator(environment, parameters={"EnvironmentName": "e"}).eval(p["Properties"]["Name"])

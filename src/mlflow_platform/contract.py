@@ -68,6 +68,13 @@ TEAM_USERS = ContractValue(
     description="Custom-resource function that creates a team's MLflow user (basic auth)",
     example="arn:aws:lambda:eu-west-1:123456789012:function:mlflow-team-users",
 )
+TRACKING_HOST = ContractValue(
+    name="TrackingHost",
+    ssm_key="tracking-host",
+    description="Host header the tracking server accepts: its internal load balancer's DNS "
+    "name, which team APIs send whatever domain a client called",
+    example="internal-mlflow-0123456789.eu-west-1.elb.amazonaws.com",
+)
 ENVIRONMENT_NAME = ContractValue(
     name="MlflowEnvironmentName",
     ssm_key="environment-name",
@@ -81,6 +88,7 @@ ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
     AUTH_MODE,
     ROUTE_AUTHORIZATION,
     TEAM_USERS,
+    TRACKING_HOST,
     ENVIRONMENT_NAME,
 )
 BY_NAME: Mapping[str, ContractValue] = {value.name: value for value in ENVIRONMENT_OUTPUTS}

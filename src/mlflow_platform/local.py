@@ -39,6 +39,9 @@ DB_USER = "mlflow"
 ADMIN = "admin"
 REGION = "us-east-1"
 COMPONENTS = ("postgres", "s3", "server")
+LOAD_BALANCER_DNS_NAME = f"internal-mlflow-local-0000000000.{REGION}.elb.amazonaws.com"
+"""Stands in for the internal load balancer's name: the server accepts the Host headers it
+accepts in the cloud, so a client can send them as the load balancer and team APIs do."""
 
 
 class LocalPlatformError(PlatformError):
@@ -300,6 +303,10 @@ class LocalPlatform:
             names.ADMIN_USERNAME: ADMIN,
             names.ADMIN_PASSWORD: credentials.admin_password,
             names.SECRET_KEY: credentials.secret_key,
+            names.ALLOWED_HOSTS: names.cloud_hosts(
+                load_balancer_dns_name=LOAD_BALANCER_DNS_NAME, region=REGION,
+                url_suffix="amazonaws.com",
+            ),
         })  # fmt: skip
         if state["embedded"]:
             data = self.dir / "embedded"

@@ -49,6 +49,19 @@ DEFAULT_WORKERS = 1
 DEFAULT_AUTH_CACHE_SECONDS = 60
 MIN_PASSWORD = 12
 MIN_SECRET_KEY = 32
+
+
+def cloud_hosts(*, load_balancer_dns_name: str, region: str, url_suffix: str) -> str:
+    """ALLOWED_HOSTS in AWS: the Host headers that reach a task through its load balancer.
+
+    Team APIs overwrite Host with the load balancer's name (HTTP API parameter mapping, so a
+    custom domain in front of a team API changes nothing here) and the team-user function calls
+    the load balancer by that name. `*.execute-api` keeps a team API deployed before that
+    mapping working while it is upgraded.
+    """
+    return f"{load_balancer_dns_name},*.execute-api.{region}.{url_suffix}"
+
+
 _HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")

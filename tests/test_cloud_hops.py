@@ -1,0 +1,154 @@
+"""Each hop a request takes in the cloud, with the Host header that hop sends.
+
+The tracking server checks the Host header (MLflow's DNS-rebinding guard: it compares the raw
+Host, exactly or by `fnmatch`, case-sensitively, with `--allowed-hosts`;
+mlflow/server/security_utils.py `is_allowed_host_header`). Two callers reach it:
+- a team's HTTP API, through the VPC link to the load balancer's listener. The integration
+  overwrites Host with the load balancer's DNS name, so neither the execute-api domain nor a
+  custom domain reaches the server. Host is not among the headers HTTP APIs reserve from
+  parameter mapping (API Gateway Developer Guide, "Transform API requests and responses for
+  HTTP APIs", section "Reserved headers", https://docs.aws.amazon.com/apigateway/latest/
+  developerguide/http-api-parameter-mapping.html#http-api-mapping-reserved-headers);
+- the team-user function, which calls `http://<load balancer DNS name>`.
+The local platform's server accepts the same Host headers as the cloud's, so these tests send
+each request as its hop sends it; the team-user function runs unchanged, its URL naming the
+load balancer, whose name resolves here to the local server as it resolves to the load balancer
+in the VPC.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import socket
+import urllib.parse
+
+import pytest
+import requests
+from cfn_eval import Evaluator
+from helpers import one_of_type
+
+from mlflow_platform import contract, render
+from mlflow_platform.local import LOAD_BALANCER_DNS_NAME
+from tracking_server import settings
+
+# Verbatim from the "Reserved headers" list of the page cited above.
+RESERVED_HEADERS = (
+    "access-control-*", "apigw-*", "Authorization", "Connection", "Content-Encoding",
+    "Content-Length", "Content-Location", "Forwarded", "Keep-Alive", "Origin",
+    "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailers", "Transfer-Encoding",
+    "Upgrade", "x-amz-*", "x-amzn-*", "X-Forwarded-For", "X-Forwarded-Host",
+    "X-Forwarded-Proto", "Via",
+)  # fmt: skip
+LOAD_BALANCER = "IngressLoadBalancerAE82CB09"
+DNS_NAME = {"Fn::GetAtt": [LOAD_BALANCER, "DNSName"]}
+
+
+def _container_environment(environment: dict) -> dict[str, object]:
+    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
+def test_team_apis_send_the_load_balancers_name_as_host(service, environment, rendered):
+    _, integration = one_of_type(service, "AWS::ApiGatewayV2::Integration")
+    mappings = integration["Properties"]["RequestParameters"]
+    assert mappings == {
+        "overwrite:header.Host": {"Fn::Sub": contract.read_text(contract.TRACKING_HOST)}
+    }
+    for key in mappings:
+        header = key.split("header.", 1)[1]
+        reserved = [r for r in RESERVED_HEADERS if fnmatch.fnmatch(header.lower(), r.lower())]
+        assert reserved == [], f"{header} is reserved from HTTP API parameter mapping"
+    # What the environment publishes under that name is its load balancer's DNS name.
+    assert environment["Outputs"][contract.TRACKING_HOST.name]["Value"] == DNS_NAME
+    # Proton hands the same output to the service.
+    bundle = rendered["mlflow-sagemaker-api"].bundle.files
+    proton = bundle[f"instance_infrastructure/{render.TEMPLATE_FILE}"]
+    assert f"{{{{ environment.outputs.{contract.TRACKING_HOST.name} }}}}" in proton
+
+
+def test_the_server_accepts_exactly_the_hosts_its_callers_send(environment):
+    allowed = Evaluator(environment, region="eu-west-1").eval(
+        _container_environment(environment)[settings.ALLOWED_HOSTS]
+    )
+    assert str(allowed).split(",") == [
+        f"<{LOAD_BALANCER}.DNSName>",
+        "*.execute-api.eu-west-1.amazonaws.com",
+    ]
+    # The team-user function calls the load balancer by the name the server accepts.
+    _, function = one_of_type(environment, "AWS::Lambda::Function")
+    url = function["Properties"]["Environment"]["Variables"]["TRACKING_URL"]
+    assert url == {"Fn::Join": ["", ["http://", DNS_NAME]]}
+
+
+@pytest.fixture
+def load_balancer(platform, monkeypatch):
+    """The load balancer's name resolves to the local server, port 80 to the server's port."""
+    _, details = platform
+    port = urllib.parse.urlsplit(details["tracking_uri"]).port
+    real = socket.getaddrinfo
+
+    def resolve(host, service, *args, **kwargs):
+        if host == LOAD_BALANCER_DNS_NAME:
+            assert service in (80, "80", "http"), service
+            return real("127.0.0.1", port, *args, **kwargs)
+        return real(host, service, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    return f"http://{LOAD_BALANCER_DNS_NAME}"
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        (LOAD_BALANCER_DNS_NAME, 200),  # a team API (Host overwritten) and the function
+        ("a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", 200),  # a team API before the mapping
+        ("mlflow.example.com", 403),  # a custom domain, had the team API not overwritten Host
+        ("evil.example", 403),
+    ],
+)
+def test_each_hops_host_header_on_the_local_platform(platform, host, status):
+    _, details = platform
+    response = requests.get(
+        f"{details['tracking_uri']}/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        headers={"Host": host},
+        auth=(details["username"], details["password"]),
+        timeout=30,
+    )
+    assert response.status_code == status, response.text[:200]
+
+
+def test_the_team_user_function_reaches_the_server_by_the_load_balancers_name(
+    platform, load_balancer, monkeypatch
+):
+    """The function's own code and URL form, as in the cloud: before the load balancer's name
+    was an allowed host, this answered FAILED with 403 "Invalid Host header"."""
+    from function_harness import invoke_team_user_function
+
+    _, details = platform
+    team = {"username": f"hops-{socket.gethostname()[:8]}".lower(), "password": "p" * 20}
+    response = invoke_team_user_function(
+        monkeypatch,
+        tracking_url=load_balancer,
+        admin={"username": details["username"], "password": details["password"]},
+        team=team,
+        request_type="Create",
+    )
+    assert (response["Status"], response["Reason"]) == ("SUCCESS", "created"), response
+    seen = requests.get(
+        f"{load_balancer}/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        auth=(team["username"], team["password"]),
+        timeout=30,
+    )
+    assert seen.status_code == 200
+    deleted = invoke_team_user_function(
+        monkeypatch,
+        tracking_url=load_balancer,
+        admin={"username": details["username"], "password": details["password"]},
+        team=team,
+        request_type="Delete",
+        physical_id=team["username"],
+    )
+    assert deleted["Status"] == "SUCCESS", deleted
