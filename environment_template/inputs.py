@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from mlflow_platform.inputs import (
     environment_name_input,
     format_number,
+    interface,
     log_retention_input,
     nat_gateways_input,
     number_input,
@@ -153,4 +154,36 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
         lower=inputs.database_min_capacity, upper=inputs.database_max_capacity,
     )  # fmt: skip
     require_at_most(stack, "TaskCountRange", lower=inputs.min_tasks, upper=inputs.max_tasks)
+    interface(
+        stack,
+        [
+            (
+                "Environment",
+                [(inputs.environment_name, "Environment name"), (inputs.auth_mode, "Auth mode")],
+            ),
+            (
+                "Network",
+                [(inputs.vpc_cidr, "VPC CIDR block"), (inputs.nat_gateways, "NAT gateways")],
+            ),
+            (
+                "Tracking server",
+                [
+                    (inputs.image_uri, "Image URI"),
+                    (inputs.task_cpu, "Task CPU units"),
+                    (inputs.task_memory, "Task memory (MiB)"),
+                    (inputs.min_tasks, "Minimum tasks"),
+                    (inputs.max_tasks, "Maximum tasks"),
+                    (inputs.log_retention_days, "Log retention (days)"),
+                ],
+            ),
+            (
+                "Database",
+                [
+                    (inputs.database_min_capacity, "Minimum capacity (ACU)"),
+                    (inputs.database_max_capacity, "Maximum capacity (ACU)"),
+                    (inputs.database_backup_retention_days, "Backup retention (days)"),
+                ],
+            ),
+        ],
+    )
     return inputs

@@ -8,6 +8,7 @@ import aws_cdk as cdk
 
 from mlflow_platform.inputs import (
     environment_name_input,
+    interface,
     log_retention_input,
     nat_gateways_input,
     number_input,
@@ -31,7 +32,7 @@ class ServiceInputs:
 
 
 def declare(stack: cdk.Stack) -> ServiceInputs:
-    return ServiceInputs(
+    inputs = ServiceInputs(
         environment_name=environment_name_input(
             stack, description="Name of the MLflow environment this team's API connects to"
         ),
@@ -74,3 +75,29 @@ def declare(stack: cdk.Stack) -> ServiceInputs:
             allowed_values=("false", "true"),
         ),
     )
+    interface(
+        stack,
+        [
+            (
+                "Team",
+                [
+                    (inputs.team_name, "Team name"),
+                    (inputs.environment_name, "MLflow environment"),
+                ],
+            ),
+            (
+                "Network",
+                [(inputs.vpc_cidr, "VPC CIDR block"), (inputs.nat_gateways, "NAT gateways")],
+            ),
+            (
+                "API",
+                [
+                    (inputs.throttling_rate_limit, "Requests per second"),
+                    (inputs.throttling_burst_limit, "Burst requests"),
+                    (inputs.log_retention_days, "Access log retention (days)"),
+                ],
+            ),
+            ("SageMaker", [(inputs.create_studio_domain, "Create a Studio domain")]),
+        ],
+    )
+    return inputs

@@ -481,7 +481,7 @@ class FakeAws:
         IdempotencyToken: str,
         ProvisioningArtifactParameters: dict,
         Description="",
-        **_,
+        **details,
     ) -> dict:
         def make() -> dict:
             artifact = self._artifact(ProvisioningArtifactParameters)
@@ -493,6 +493,7 @@ class FakeAws:
                 "Owner": Owner,
                 "ShortDescription": Description,
                 "Type": ProductType,
+                **{k: v for k, v in details.items() if k in _SHOWN},
             }
             self.products[pid] = {"summary": summary, "artifacts": [artifact]}
             return {
@@ -507,10 +508,13 @@ class FakeAws:
 
         return self._token("product", IdempotencyToken, make)
 
-    def _servicecatalog_UpdateProduct(self, Id: str, Distributor=None, **_) -> dict:
+    def _servicecatalog_UpdateProduct(self, Id: str, Description=None, **changes) -> dict:
         product = self._product(Id)
-        if Distributor is not None:
-            product["summary"]["Distributor"] = Distributor
+        if Description is not None:
+            changes["ShortDescription"] = Description
+        for key, value in changes.items():
+            if key in _SHOWN or key == "ShortDescription":
+                product["summary"][key] = value
         return {
             "ProductViewDetail": {
                 "ProductViewSummary": product["summary"],
@@ -722,6 +726,10 @@ class FakeAws:
             )  # type: ignore[index]
             item["Status"] = "AVAILABLE"
         return {"RecordDetail": record}
+
+
+_SHOWN = ("Distributor", "SupportDescription", "SupportEmail", "SupportUrl", "Owner")
+"""ProductViewSummary fields that CreateProduct and UpdateProduct set under the same name."""
 
 
 def _public(item: dict) -> dict:

@@ -76,10 +76,11 @@ def test_republishing_the_same_content_writes_nothing(world, config, tmp_path, s
     assert world.fake.s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == objects
     assert all(not p.steps for o in outcomes for p in o.plans)
     assert {p.decision.change for o in outcomes for p in o.plans if p.decision} == {"none"}
-    # One read per template and channel: the version list (Proton), the product (Service Catalog).
+    # Proton: one read per template, its version list. Service Catalog: two, the product and
+    # the record of its last completed publication in the bucket.
     assert sorted(log.reads) == sorted(
         [f"proton:List{kind.title()}TemplateVersions" for _, kind in TEMPLATES]
-        + ["servicecatalog:DescribeProductAsAdmin"] * len(TEMPLATES)
+        + ["servicecatalog:DescribeProductAsAdmin", "s3:GetObject"] * len(TEMPLATES)
     )
 
 

@@ -170,6 +170,44 @@ def _allowed(parameter: cdk.CfnParameter) -> list[str]:
     return list(values)
 
 
+INTERFACE = "AWS::CloudFormation::Interface"
+
+
+def interface(
+    stack: cdk.Stack, groups: Sequence[tuple[str, Sequence[tuple[cdk.CfnParameter, str]]]]
+) -> None:
+    """Console groups and labels (`AWS::CloudFormation::Interface`), in the order given.
+
+    Every input is in exactly one group with a label; the Proton schema takes the same labels
+    as its properties' titles, so both channels name an input alike.
+    """
+    declared = {p.logical_id for p in stack.node.children if isinstance(p, cdk.CfnParameter)}
+    listed = [parameter.logical_id for _, members in groups for parameter, _ in members]
+    if sorted(listed) != sorted(declared):
+        raise ValueError(
+            f"{stack.node.id}: the console groups must list each input once; missing "
+            f"{sorted(declared - set(listed))}, repeated "
+            f"{sorted({n for n in listed if listed.count(n) > 1})}"
+        )
+    stack.add_metadata(
+        INTERFACE,
+        {
+            "ParameterGroups": [
+                {
+                    "Label": {"default": title},
+                    "Parameters": [parameter.logical_id for parameter, _ in members],
+                }
+                for title, members in groups
+            ],
+            "ParameterLabels": {
+                parameter.logical_id: {"default": label}
+                for _, members in groups
+                for parameter, label in members
+            },
+        },
+    )
+
+
 def environment_name_input(stack: cdk.Stack, *, description: str) -> cdk.CfnParameter:
     return string_input(
         stack,

@@ -31,13 +31,19 @@ def _number(value: object) -> int | float:
     return int(number) if number.is_integer() else number
 
 
-def _property(spec: Mapping[str, object]) -> dict[str, object]:
+def labels(template: Mapping[str, object]) -> dict[str, str]:
+    """Each input's console label, from the template's AWS::CloudFormation::Interface."""
+    interface = (template.get("Metadata") or {}).get("AWS::CloudFormation::Interface") or {}  # type: ignore[union-attr]
+    return {name: label["default"] for name, label in interface.get("ParameterLabels", {}).items()}
+
+
+def _property(spec: Mapping[str, object], title: str | None) -> dict[str, object]:
     numeric = spec["Type"] == "Number"
     convert = _number if numeric else str
-    prop: dict[str, object] = {
-        "type": "number" if numeric else "string",
-        "description": spec["Description"],
-    }
+    prop: dict[str, object] = {"type": "number" if numeric else "string"}
+    if title:
+        prop["title"] = title
+    prop["description"] = spec["Description"]
     if "Default" in spec:
         prop["default"] = convert(spec["Default"])
     if "AllowedValues" in spec:
@@ -57,8 +63,9 @@ def _property(spec: Mapping[str, object]) -> dict[str, object]:
 
 def schema(template: Mapping[str, object], *, kind: Kind) -> dict[str, object]:
     parameters: Mapping[str, Mapping[str, object]] = template.get("Parameters", {})  # type: ignore[assignment]
+    titles = labels(template)
     inputs = {
-        input_name(name): _property(spec)
+        input_name(name): _property(spec, titles.get(name))
         for name, spec in parameters.items()
         if name not in PROVIDED[kind]
     }

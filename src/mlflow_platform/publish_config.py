@@ -24,6 +24,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user|group)/[\w+=,.@/*-]+$")
 _PREFIX = re.compile(r"^([A-Za-z0-9!_.*'()-]+/)*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_URL = re.compile(r"^https?://\S+$")
 
 Channel = Literal["proton", "servicecatalog"]
 OlderVersions = Literal["keep-active", "deprecate", "deactivate"]
@@ -34,12 +36,22 @@ class ConfigError(PlatformError):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Support:
+    """How end users get help: shown with each product in the Service Catalog console."""
+
+    description: str = ""
+    email: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServiceCatalogConfig:
     portfolio: str
     provider: str
     launch_role_arn: str
     principals: tuple[str, ...]
     older_versions: OlderVersions
+    support: Support
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,11 +119,29 @@ def parse(data: object, *, source: str) -> PublishConfig:
     older = str(_get(catalog, "older_versions", "keep-active"))
     if older not in OLDER_VERSIONS:
         bad("servicecatalog.older_versions", older, f"must be one of {', '.join(OLDER_VERSIONS)}")
+    support = _get(catalog, "support", {})
+    if not isinstance(support, Mapping):
+        bad("servicecatalog.support", support, "must be a mapping of description, email, url")
+        support = {}
+    # Limits and patterns of botocore's CreateProduct: SupportDescription, SupportEmail, SupportUrl.
+    support_description = str(_get(support, "description", ""))
+    if len(support_description) > 8191:
+        bad("servicecatalog.support.description", support_description[:40] + "...",
+            "must be at most 8191 characters")  # fmt: skip
+    support_email = str(_get(support, "email", ""))
+    if support_email and (len(support_email) > 254 or not _EMAIL.match(support_email)):
+        bad("servicecatalog.support.email", support_email, "must be an email address")
+    support_url = str(_get(support, "url", ""))
+    if support_url and (len(support_url) > 2083 or not _URL.match(support_url)):
+        bad("servicecatalog.support.url", support_url, "must be an http:// or https:// URL")
     unknown = sorted(set(data) - {"targets", "bucket", "prefix", "servicecatalog"})
     unknown += sorted(
         f"servicecatalog.{k}"
         for k in set(catalog)
-        - {"portfolio", "provider", "launch_role_arn", "principals", "older_versions"}
+        - {"portfolio", "provider", "launch_role_arn", "principals", "older_versions", "support"}
+    )
+    unknown += sorted(
+        f"servicecatalog.support.{k}" for k in set(support) - {"description", "email", "url"}
     )
     for key in unknown:
         problems.append(f"{source}: {key}: unknown setting")
@@ -127,6 +157,9 @@ def parse(data: object, *, source: str) -> PublishConfig:
             launch_role_arn=role,
             principals=tuple(str(p) for p in principals),
             older_versions=older,  # type: ignore[arg-type]
+            support=Support(
+                description=support_description, email=support_email, url=support_url
+            ),
         ),
     )
 

@@ -7,12 +7,15 @@ idempotency token, so the SDK's retries of it cannot create a second portfolio, 
 artifact; a token derived from names instead would replay an old answer for something deleted
 since (a launch constraint removed in the console, say) and never create it again.
 
-A run with nothing to do reads each product once. The last step of a publication writes a
-digest of everything it set up (this content, the portfolio, launch role, principals and policy
-for older versions) into the product's Distributor field; a product whose field holds the digest
-of the present content and configuration needs nothing, and only a product without it gets the
-full check: portfolio, principals, constraints and artifacts. A failure at any step leaves the
-old digest behind, so the next run does the full check and finishes the job.
+A run with nothing to do reads each product once and one small object in the bucket. The last
+step of a publication writes that object, `<prefix>servicecatalog/<name>/published.json`: a
+digest of everything it set up (this content, the product's console details, the portfolio,
+launch role, principals and policy for older versions) with the product and artifact it set up.
+A product that is still that product, with that artifact, under the digest of the present
+content and configuration needs nothing; any other gets the full check: product details,
+portfolio, principals, constraints and artifacts. A failure at any step leaves the old object
+behind, so the next run does the full check and finishes the job. The digest lives in the
+bucket, not on the product, because every field of a product is shown to end users.
 """
 
 from __future__ import annotations
@@ -35,7 +38,16 @@ CHANNEL = "servicecatalog"
 _HASH = re.compile(r"sha256:([0-9a-f]{64})")
 _VERSION = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 _TYPE = "CLOUD_FORMATION_TEMPLATE"
-MARKER_PREFIX = "mlflow-platform state "
+MARKER_FILE = "published.json"
+# ProductViewSummary field -> UpdateProduct parameter, for what the console shows of a product.
+_DETAILS = {
+    "Owner": "Owner",
+    "ShortDescription": "Description",
+    "SupportDescription": "SupportDescription",
+    "SupportEmail": "SupportEmail",
+    "SupportUrl": "SupportUrl",
+    "Distributor": "Distributor",
+}
 
 
 def _digest(*parts: str) -> str:
@@ -118,32 +130,77 @@ def _portfolio_steps(
     return steps
 
 
+def product_details(config: PublishConfig, release: Release) -> dict[str, str]:
+    """What the console shows end users of the product, by ProductViewSummary field.
+
+    The description is the template's own; Distributor (the console's "Vendor") is left empty,
+    since the provider already shows as "Provided by".
+    """
+    support = config.servicecatalog.support
+    description = str(yaml_io.load(release.service_catalog).get("Description", release.name))
+    return {
+        "Owner": config.servicecatalog.provider,
+        "ShortDescription": description,
+        "SupportDescription": support.description,
+        "SupportEmail": support.email,
+        "SupportUrl": support.url,
+        "Distributor": "",
+    }
+
+
 def state_marker(config: PublishConfig, release: Release) -> str:
-    """What a product's Distributor holds once a publication of this content has completed."""
+    """The digest a completed publication of this content and configuration records."""
     settings = config.servicecatalog
-    digest = _digest(
+    return _digest(
         settings.portfolio,
         settings.launch_role_arn,
         *sorted(settings.principals),
         settings.older_versions,
+        json.dumps(product_details(config, release), sort_keys=True),
         release.service_catalog_sha256,
-    )
-    return f"{MARKER_PREFIX}{digest[:24]}"
+    )[:32]
+
+
+def marker_key(config: PublishConfig, release: Release) -> str:
+    return config.key("servicecatalog", release.name, MARKER_FILE)
+
+
+def _read_marker(clients: Clients, config: PublishConfig, release: Release) -> dict | None:
+    try:
+        body = clients("s3").get_object(Bucket=config.bucket, Key=marker_key(config, release))
+    except botocore.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied"):
+            return None  # never completed here (or not readable): the full check decides
+        raise
+    try:
+        marker = json.loads(body["Body"].read())
+    except ValueError:
+        return None
+    return marker if isinstance(marker, dict) else None
 
 
 def _summary(product: Mapping) -> Mapping:
     return product["ProductViewDetail"]["ProductViewSummary"]
 
 
-def _completed(config: PublishConfig, release: Release, product: Mapping | None) -> Plan | None:
+def _completed(
+    config: PublishConfig, release: Release, product: Mapping | None, marker: Mapping | None
+) -> Plan | None:
     """The plan of a product that is published as configured (no call needed), or None."""
-    if product is None or _summary(product).get("Distributor") != state_marker(config, release):
+    if product is None or marker is None:
+        return None
+    if (marker.get("state"), marker.get("product")) != (
+        state_marker(config, release),
+        _summary(product)["ProductId"],
+    ):
         return None
     sha = release.service_catalog_sha256
     own = [
         a["Name"]
         for a in product.get("ProvisioningArtifactSummaries", [])
-        if (p := _published(a)) is not None and p.sha256 == sha
+        if (p := _published(a)) is not None
+        and p.sha256 == sha
+        and a.get("Id") == marker.get("artifact")
     ]
     if not own:
         return None
@@ -169,8 +226,16 @@ def plans(
     catalog = clients("servicecatalog")
     settings = config.servicecatalog
     products = {release.name: _product(clients, release.name) for release in releases}
+    markers = {
+        release.name: None
+        if products[release.name] is None
+        else _read_marker(clients, config, release)
+        for release in releases
+    }
     done = [
-        None if verify else _completed(config, release, products[release.name])
+        None
+        if verify
+        else _completed(config, release, products[release.name], markers[release.name])
         for release in releases
     ]
     if all(done):
@@ -223,7 +288,13 @@ def plans(
         result.append(
             plan
             or _product_plan(
-                clients, config, release, products[release.name], constraints, allow_unsafe
+                clients,
+                config,
+                release,
+                products[release.name],
+                markers[release.name],
+                constraints,
+                allow_unsafe,
             )
         )
     return result
@@ -243,6 +314,7 @@ def _product_plan(
     config: PublishConfig,
     release: Release,
     product: dict | None,
+    marker: Mapping | None,
     constraints: list[dict],
     allow_unsafe: bool,
 ) -> Plan:
@@ -294,6 +366,7 @@ def _product_plan(
                 + "\nchange the template, or pass --allow-unsafe if this is intended"
             )
     key = template_key(config, release, sha)
+    details = product_details(config, release)
     artifact = {
         "Name": decision.version,
         "Description": f"{release.name} {decision.version} sha256:{sha}",
@@ -325,11 +398,10 @@ def _product_plan(
             def create_product(ctx: dict[str, str]) -> None:
                 created = catalog.create_product(
                     Name=release.name,
-                    Owner=settings.provider,
                     ProductType=_TYPE,
-                    Description=f"MLflow platform: {release.name}",
                     ProvisioningArtifactParameters=artifact,
                     IdempotencyToken=token,
+                    **{_DETAILS[k]: v for k, v in details.items() if v},  # type: ignore[arg-type]
                 )
                 ctx[f"product:{release.name}"] = created["ProductViewDetail"]["ProductViewSummary"][
                     "ProductId"
@@ -360,21 +432,49 @@ def _product_plan(
                     run=create_artifact,
                 )
             )
+    if product is not None:
+        shown = _summary(product)
+        changed = {k: v for k, v in details.items() if shown.get(k, "") != v}
+        if changed:
+
+            def update_details(ctx: dict[str, str], changed: dict = changed) -> None:
+                catalog.update_product(
+                    Id=ctx[f"product:{release.name}"],
+                    **{_DETAILS[k]: v for k, v in changed.items()},
+                )
+
+            steps.append(
+                Step(
+                    operation="servicecatalog:UpdateProduct",
+                    why=f"set what the console shows: {', '.join(sorted(changed))}",
+                    run=update_details,
+                )
+            )
     steps += _constraint_steps(catalog, settings.launch_role_arn, release, product_id, constraints)
     steps += _older_steps(catalog, settings.older_versions, release, summaries, own)
-    marker = state_marker(config, release)
-    if not steps and product and _summary(product).get("Distributor") == marker:
+    state = state_marker(config, release)
+    if not steps and _completed(config, release, product, marker):
         return Plan(
             channel=CHANNEL, subject=release.name, decision=decision, steps=(), context=context
         )
 
     def complete(ctx: dict[str, str]) -> None:
-        catalog.update_product(Id=ctx[f"product:{release.name}"], Distributor=marker)
+        record = {
+            "state": state,
+            "product": ctx[f"product:{release.name}"],
+            "artifact": ctx[f"artifact:{release.name}"],
+        }
+        clients("s3").put_object(
+            Bucket=config.bucket,
+            Key=marker_key(config, release),
+            Body=json.dumps(record, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
 
     steps.append(
         Step(
-            operation="servicecatalog:UpdateProduct",
-            why="record that this publication is complete",
+            operation="s3:PutObject",
+            why=f"record that this publication is complete ({marker_key(config, release)})",
             run=complete,
         )
     )
