@@ -14,9 +14,11 @@ from the S3 server (moto) the way the services read them.
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import itertools
 import json
+import re
 import tarfile
 import urllib.parse
 import uuid
@@ -99,6 +101,9 @@ class FakeAws:
         self.calls.append(f"{service}:{model.name}")
         params = context["fake_params"]
         try:
+            refused = model_problems(model.input_shape, params)
+            if refused:
+                raise ApiError("ValidationException", "; ".join(refused))
             failure = self.failures.get(model.name)
             if failure is not None:
                 failure.times -= 1
@@ -730,6 +735,45 @@ class FakeAws:
 
 _SHOWN = ("Distributor", "SupportDescription", "SupportEmail", "SupportUrl", "Owner")
 """ProductViewSummary fields that CreateProduct and UpdateProduct set under the same name."""
+
+
+def model_problems(shape, value, path: str = "") -> list[str]:
+    """What AWS refuses that botocore's client-side validation lets through: the model's
+    `max` lengths and counts and its `pattern`s (botocore checks types, required members and
+    `min` only)."""
+    if shape is None:
+        return []
+    problems: list[str] = []
+    limits = shape.metadata
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():
+            if name in value:
+                problems += model_problems(member, value[name], f"{path}.{name}".lstrip("."))
+    elif shape.type_name == "list" and isinstance(value, list):
+        if "max" in limits and len(value) > limits["max"]:
+            problems.append(f"{path}: {len(value)} items, at most {limits['max']}")
+        for index, item in enumerate(value):
+            problems += model_problems(shape.member, item, f"{path}[{index}]")
+    elif shape.type_name == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            problems += model_problems(shape.value, item, f"{path}.{key}")
+    elif shape.type_name == "string" and isinstance(value, str):
+        if "max" in limits and len(value) > limits["max"]:
+            problems.append(f"{path}: {len(value)} characters, at most {limits['max']}")
+        pattern = limits.get("pattern")
+        if pattern and _compiled(pattern) and not _compiled(pattern).search(value):
+            problems.append(f"{path}: {value[:60]!r} does not match {pattern}")
+    return problems
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern | None:
+    """The model's pattern as Python reads it; None for the few Java-only ones."""
+    try:
+        return re.compile(pattern.replace(r"\p{L}", r"\w").replace(r"\p{Z}", r"\s")
+                          .replace(r"\p{N}", r"\d"))  # fmt: skip
+    except re.error:
+        return None
 
 
 def _public(item: dict) -> dict:

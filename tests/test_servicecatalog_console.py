@@ -125,3 +125,17 @@ def test_support_settings_are_checked_before_anything_runs(support, message):
             source="publish.yaml",
         )
     assert message in str(error.value)
+
+
+def test_the_fake_refuses_what_the_service_model_refuses(world):
+    """Limits botocore leaves to the service (its client checks `min` only): max lengths."""
+    import botocore.exceptions
+
+    clients = world.clients()
+    with pytest.raises(botocore.exceptions.ClientError) as error:
+        clients("servicecatalog").update_product(Id="prod-1", SupportEmail="a" * 255)
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    assert "SupportEmail: 255 characters, at most 254" in str(error.value)
+    with pytest.raises(botocore.exceptions.ClientError) as error:
+        clients("proton").create_service_template(name="bad name!")
+    assert "name: 'bad name!' does not match" in str(error.value)
