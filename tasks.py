@@ -32,7 +32,6 @@ def synth(c, json=False):
     else:
         for path in written:
             print(f"wrote {path.relative_to(ROOT)}")
-    process.end(0)
 
 
 @task(
@@ -77,10 +76,6 @@ def bundle(c, check=False, force=False, json=False):
             print(f"wrote {path}")
         if check:
             print("proton/ matches what the code renders")
-    if result is not None:  # CDK and cfn-lint were loaded
-        from mlflow_platform import process
-
-        process.end(0)
 
 
 @task(
@@ -167,7 +162,7 @@ def publish(
     from pathlib import Path
 
     from mlflow_platform import aws, publish_config
-    from mlflow_platform.cache import bundle_unless_up_to_date
+    from mlflow_platform.cache import require_committed
     from mlflow_platform.errors import PlatformError
     from mlflow_platform.publish import publish as run_publish
     from mlflow_platform.publish import releases
@@ -176,7 +171,7 @@ def publish(
     try:
         settings = publish_config.load(Path(config) if config else publish_config.CONFIG_FILE)
         targets = publish_config.channels(target, settings.targets)
-        bundle_unless_up_to_date()
+        require_committed(progress=lambda line: print(line, file=sys.stderr, flush=True))
         items = releases(list(template or []))
         clients = aws.Clients(aws.session(profile=profile, region=region))
     except PlatformError as error:

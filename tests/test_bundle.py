@@ -34,7 +34,7 @@ def _helper_processes() -> set[str]:
 
 def test_bundle_check_renders_verifies_and_matches_the_committed_bundles():
     """The whole pipeline, cfn-lint included, in a fresh process, ignoring any stamp; the
-    process ends without the interpreter's teardown and leaves no helper process behind."""
+    process leaves no helper process behind."""
     before = _helper_processes()
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "bundle", "--check", "--force", "--json"],

@@ -257,8 +257,15 @@ def differences(expected: dict[Path, bytes], rendered: dict[str, Rendered]) -> l
     return found
 
 
-def build(*, check: bool = False, progress: Progress = _quiet) -> BundleResult:
-    """progress hears of each step as it ends: a template synthesized, a template linted."""
+def build(
+    *, check: bool = False, write_dist: bool = False, progress: Progress = _quiet
+) -> BundleResult:
+    """progress hears of each step as it ends: a template synthesized, a template linted.
+
+    check: write nothing to proton/ and fail, naming the files, where it differs from the
+    render; with write_dist, then write dist/ (what `invoke publish` needs beside the
+    committed bundles).
+    """
     result = BundleResult()
     with LintPool() as pool, process.without_cyclic_gc():
         rendered = render_and_verify(pool, result, progress)
@@ -270,9 +277,13 @@ def build(*, check: bool = False, progress: Progress = _quiet) -> BundleResult:
                 "the committed Proton bundles are not what the code renders now; run "
                 "`invoke bundle` and commit proton/:\n" + "\n".join(f"  {s}" for s in found)
             )
-        return result
-    for path in _stale(files, rendered):
-        path.unlink()
+        if not write_dist:
+            return result
+        result.written += list(files)  # as committed, byte for byte: the stamp records them
+        files = {}
+    else:
+        for path in _stale(files, rendered):
+            path.unlink()
     for path, data in {**files, **_dist_files(rendered)}.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_bytes() != data:

@@ -126,3 +126,16 @@ def bundle_unless_up_to_date(
     result = bundle.build(progress=progress)
     record(key, result.written)
     return result
+
+
+def require_committed(*, progress: Callable[[str], None] = lambda _: None) -> None:
+    """What `invoke publish` needs: proton/ exactly as the code renders it, never rewritten
+    here (what is published is what is committed), and dist/ written beside it. Raises
+    BundleCheckError naming the files when the checkout is stale."""
+    key = inputs_key()
+    if up_to_date(key):
+        return
+    from mlflow_platform import bundle
+
+    result = bundle.build(check=True, write_dist=True, progress=progress)
+    record(key, result.written)

@@ -1,16 +1,11 @@
-"""How a batch command that loads CDK runs and ends: without the garbage collector's walks
-over aws-cdk-lib's objects, and without the interpreter's teardown.
-"""
+"""How a batch command that loads CDK runs: without the garbage collector's walks over
+aws-cdk-lib's objects."""
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import gc
-import os
-import sys
 from collections.abc import Iterator
-from typing import NoReturn
 
 
 @contextlib.contextmanager
@@ -33,14 +28,3 @@ def without_cyclic_gc() -> Iterator[None]:
         if enabled:
             gc.freeze()
             gc.enable()
-
-
-def end(code: int = 0) -> NoReturn:
-    """After a synth, Python spends about a second freeing aws-cdk-lib's modules at exit; the
-    operating system reclaims the memory at once. The registered exit handlers still run (they
-    stop jsii's Node process and the cfn-lint fork server), and the output is flushed; only the
-    freeing is skipped."""
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
