@@ -208,3 +208,79 @@ def test_concurrent_writers_of_the_same_rows_store_each_once(stores):
     history = [m for k in range(5) for m in stock.get_metric_history(run_id, f"k{k}")]
     assert sorted(m.step for m in history) == list(range(300))
     assert stock.get_run(run_id).data.metrics == {f"k{k}": float(295 + k) for k in range(5)}
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def test_extreme_steps_and_timestamps_are_stored_as_mlflows_store_stores_them(stores):
+    """Every int64 step and every timestamp MLflow accepts (>= 0), alone and in batches."""
+    stock, bulk, new_run = stores
+    steps = [INT64_MIN, INT64_MIN + 1, -1, 0, INT64_MAX - 1, INT64_MAX]
+    timestamps = [0, 1, INT64_MAX]
+    metrics = [Metric("m", float(i), t, s) for i, (t, s) in
+               enumerate((t, s) for t in timestamps for s in steps)]  # fmt: skip
+    by_stock, by_bulk = new_run(), new_run()
+    for store, run_id in ((stock, by_stock), (bulk, by_bulk)):
+        for i, metric in enumerate(metrics[::2]):
+            store.log_metric(run_id, Metric(f"one{i}", metric.value, metric.timestamp, metric.step))
+        store.log_batch(run_id, metrics, [], [])
+    assert _snapshot(stock, by_stock) == _snapshot(bulk, by_bulk)
+    stored = bulk.get_metric_history(by_bulk, "m")
+    assert sorted((m.timestamp, m.step) for m in stored) == sorted(
+        (t, s) for t in timestamps for s in steps
+    )
+    latest = bulk.get_run(by_bulk).data.metrics["m"]
+    assert latest == float(len(metrics) - 1)  # the greatest step, then the greatest timestamp
+    # The fast path's entry, with the same values.
+    by_values = new_run()
+    bulk.log_metric_values(by_values, [(m.key, m.value, m.timestamp, m.step) for m in metrics])
+    assert _snapshot(bulk, by_values)[1]["m"] == _snapshot(stock, by_stock)[1]["m"]
+
+
+def test_a_store_built_from_its_uri_alone_is_built_as_mlflows(platform, monkeypatch, tmp_path):
+    """The entry point against MLflow's own builders for the plain URI: the same artifact root
+    (the server's, from the environment, or MLflow's default), the same read replica."""
+    from mlflow.server.constants import READ_REPLICA_BACKEND_STORE_URI_ENV_VAR
+    from mlflow.server.handlers import TrackingStoreRegistryWrapper
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    local, _ = platform
+    plain = local.database_uri()
+    monkeypatch.chdir(tmp_path)  # MLflow's default root is ./mlruns
+    for root in (None, "s3://bucket/server-root"):
+        if root is None:
+            monkeypatch.delenv("_MLFLOW_SERVER_ARTIFACT_ROOT", raising=False)
+        else:
+            monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", root)
+        ours = store_plugin.store(store_plugin.bulk_uri(plain))
+        mlflows = tracking_utils._get_sqlalchemy_store(plain, None)
+        assert isinstance(ours, bulk_store.BulkSqlAlchemyStore)
+        assert ours.artifact_root_uri == mlflows.artifact_root_uri
+        assert ours.artifact_root_uri == (root or str(tmp_path / "mlruns"))
+        experiment = ours.get_experiment(
+            ours.create_experiment(f"uri-alone-{random.randrange(10**9)}")
+        )
+        assert experiment.artifact_location == (
+            f"{mlflows.artifact_root_uri}/{experiment.experiment_id}"
+        )
+    # An explicit artifact URI wins over the environment, as in MLflow's builders.
+    explicit = str(tmp_path / "explicit")
+    assert (
+        store_plugin.store(store_plugin.bulk_uri(plain), explicit).artifact_root_uri
+        == tracking_utils._get_sqlalchemy_store(plain, explicit).artifact_root_uri
+    )
+
+    replica = plain.replace("@127.0.0.1:", "@localhost:")  # the same database, another URI
+    monkeypatch.setenv(READ_REPLICA_BACKEND_STORE_URI_ENV_VAR, replica)
+    ours = store_plugin.store(store_plugin.bulk_uri(plain), "s3://bucket/x")
+    mlflows = TrackingStoreRegistryWrapper._get_sqlalchemy_store(plain, "s3://bucket/x")
+    assert ours.read_engine is not None
+    assert ours.read_engine.url == mlflows.read_engine.url
+    monkeypatch.delenv(READ_REPLICA_BACKEND_STORE_URI_ENV_VAR)
+
+    # With workspaces, MLflow's own workspace-aware store: the bulk writes know no workspace.
+    monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")
+    ours = store_plugin.store(store_plugin.bulk_uri(plain))
+    assert type(ours) is type(tracking_utils._get_sqlalchemy_store(plain, None))
+    assert not isinstance(ours, bulk_store.BulkSqlAlchemyStore)

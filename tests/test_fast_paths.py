@@ -294,3 +294,29 @@ def test_the_direct_paths_keep_mlflows_host_cors_and_header_checks(session, path
     assert accepted.status_code == 200
     assert accepted.headers["X-Content-Type-Options"] == "nosniff"
     assert accepted.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_extreme_steps_and_timestamps_are_stored_as_mlflows_views_store_them(session):
+    """Every int64 step and every timestamp MLflow accepts, one at a time and in a batch."""
+    _, _, new_run = session
+    steps = [-(2**63), -(2**63) + 1, -1, 0, 2**63 - 2, 2**63 - 1]
+    timestamps = [0, 2**63 - 1]
+    metrics = [{"key": "m", "value": i, "timestamp": t, "step": s}
+               for i, (t, s) in enumerate((t, s) for t in timestamps for s in steps)]  # fmt: skip
+    fast, stock = new_run(), new_run()
+    for run_id, mlflows_view in ((fast, False), (stock, True)):
+        for metric in metrics:
+            body = {"run_id": run_id, **metric, "key": f"one{metric['value']}"}
+            parse_log_metric(body)  # the plain shape: the fast view takes it
+            answer = _post(session, METRIC_PATH, body, mlflows_view=mlflows_view)
+            assert (answer.status_code, answer.json()) == (200, {}), answer.text
+        body = {"run_id": run_id, "metrics": metrics}
+        parse_log_batch(body)
+        answer = _post(session, BATCH_PATH, body, mlflows_view=mlflows_view)
+        assert (answer.status_code, answer.json()) == (200, {}), answer.text
+    assert _stored(session, fast) == _stored(session, stock)
+    latest, history = _stored(session, fast)
+    assert latest["m"] == (len(metrics) - 1, 2**63 - 1, 2**63 - 1)
+    assert [(t, s) for s, t, _ in history["m"]] == sorted(
+        ((t, s) for t in timestamps for s in steps), key=lambda ts: (ts[1], ts[0])
+    )

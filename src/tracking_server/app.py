@@ -11,6 +11,16 @@ about 5 ms of a 20 ms log-metric call. `HotPaths` sends the two calls a training
 most straight to the Flask app, through MLflow's own WSGI bridge. What those layers do for a
 Flask route, Flask does too (MLflow sets it up when it runs as a server): the host check,
 CORS and the cross-origin block, the security headers, authentication and permissions.
+
+In basic mode a request whose Authorization header is not a Basic credential MLflow can look up
+is answered as MLflow answers a wrong password (401 and `WWW-Authenticate: Basic`) before
+MLflow's check sees it: MLflow 3.17's Flask check hands another scheme's empty user name and
+password to its credential cache, whose key cannot be made of them (500 on every route), takes
+user and password from another scheme's parameters (`Digest username=..., password=...`), and
+sends a user name with a NUL character to PostgreSQL, which refuses it (500 with the driver's
+message). A NUL in the password is refused too: RFC 7617 allows no control character in either,
+and the password hash does not tell `password` from `password\0` (scrypt's HMAC pads its key
+with NULs).
 """
 
 from __future__ import annotations
@@ -75,4 +85,38 @@ def create_basic_auth_app() -> HotPaths:
     """MLflow's basic-auth application, as `--app-name basic-auth` builds it."""
     from mlflow.server.auth import create_app as with_basic_auth
 
-    return _platform_app(with_basic_auth)
+    def build(flask_app: Any) -> Any:
+        served = with_basic_auth(flask_app)
+        _refuse_unusable_credentials_first(flask_app)
+        return served
+
+    return _platform_app(build)
+
+
+def _refuse_unusable_credentials_first(flask_app: Any) -> None:
+    """Put `_refuse_unusable_credentials` just before MLflow's authentication hook."""
+    from mlflow.server import auth
+
+    hooks = flask_app.before_request_funcs.setdefault(None, [])
+    if _refuse_unusable_credentials not in hooks:
+        hooks.insert(hooks.index(auth._before_request), _refuse_unusable_credentials)
+
+
+def _refuse_unusable_credentials() -> Any:
+    """MLflow's 401 for an Authorization header that is not a Basic user and password that
+    the auth database can hold; None (go on) for anything else."""
+    from flask import request
+    from mlflow.server import auth
+
+    if "Authorization" not in request.headers or auth.is_unprotected_route(request.path):
+        return None
+    credential = request.authorization
+    if (
+        credential is None
+        or credential.type != "basic"
+        or not isinstance(credential.username, str)
+        or not isinstance(credential.password, str)
+        or "\x00" in credential.username + credential.password
+    ):
+        return auth.make_basic_auth_response()
+    return None

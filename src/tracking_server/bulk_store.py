@@ -7,9 +7,22 @@ already (the metrics table's key covers every column, and MLflow ignores a repea
 batch goes again through a temporary table with INSERT ... ON CONFLICT DO NOTHING. The latest
 values go in as one upsert of one row per key: the batch's greatest (step, timestamp, value),
 MLflow's own ordering, which replaces the stored row only where it is greater. The upsert takes
-the same row locks MLflow takes, in key order, inside the same transaction; MLflow's deadlock
-retry still wraps it. On 1,000 metrics, PostgreSQL takes 31 ms for the COPY, 42 ms through the
-temporary table and 76 ms for one multi-row INSERT.
+the same row locks MLflow takes, in key order, inside the same transaction. On 1,000 metrics,
+PostgreSQL takes 31 ms for the COPY, 42 ms through the temporary table and 76 ms for one
+multi-row INSERT.
+
+These statements run on the raw psycopg2 cursor (COPY has no SQLAlchemy form), whose errors
+MLflow's store does not recognise: a deadlock was not retried and reached the client as an
+internal error. So each is raised as the exception SQLAlchemy raises for the same error from
+its own statement (`DBAPIError.instance`, the connection invalidated if it is gone), and MLflow
+treats it as it treats its own: its managed session turns an OperationalError (a deadlock, a
+serialization failure, a lost connection) into TEMPORARILY_UNAVAILABLE and other database
+errors into BAD_REQUEST, and `_run_with_deadlock_retry` (around every metric write here, as in
+MLflow's store) runs the write again when the message says deadlock, with MLflow's attempts
+and back-off.
+
+Integers go into SQL as parenthesized literals: PostgreSQL reads `-9223372036854775808::bigint`
+as `-(9223372036854775808::bigint)`, and that cast overflows.
 
 Anything unusual (a timestamp or step that is not an int) goes through MLflow's own code, and
 everything but metric writes is MLflow's. The server reaches this store through the `pgbulk://`
@@ -23,6 +36,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg2.errors
+import sqlalchemy
+import sqlalchemy.exc
 from mlflow.entities import LifecycleStage, Metric
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.validation import _validate_metric
@@ -45,7 +60,7 @@ _INSERT_STAGED = (
     f"INSERT INTO metrics {_COLUMNS} SELECT {_COLUMNS[1:-1]} FROM mlflow_platform_metrics_in "
     "ON CONFLICT DO NOTHING"
 )
-_ROW = "(%s, %s::double precision, %s::bigint, %s::bigint, %s::boolean, %s)"
+_ROW = "(%s, (%s)::double precision, (%s)::bigint, (%s)::bigint, %s::boolean, %s)"
 _UPSERT_LATEST = (
     "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES %s "
     "ON CONFLICT (key, run_uuid) DO UPDATE SET value = EXCLUDED.value, "
@@ -71,8 +86,10 @@ def _insert_metrics(cursor: Any, run_id: str, copy: str) -> None:
 
 
 class BulkSqlAlchemyStore(SqlAlchemyStore):
-    def __init__(self, store_uri: str, artifact_uri: str | None) -> None:
-        super().__init__(plain_uri(store_uri), artifact_uri)
+    def __init__(
+        self, store_uri: str, artifact_uri: str | None, read_db_uri: str | None = None
+    ) -> None:
+        super().__init__(plain_uri(store_uri), artifact_uri, read_db_uri=read_db_uri)
 
     def log_metric_values(self, run_id: str, values: Sequence[MetricValue]) -> None:
         """What MLflow's log_metric and log_batch do with metrics that name no model or dataset.
@@ -112,19 +129,45 @@ class BulkSqlAlchemyStore(SqlAlchemyStore):
             for key, value, timestamp, step, nan in rows
         )
         with self.ManagedSessionMaker(read_only=False) as session:
-            cursor = session.connection().connection.cursor()
+            connection = session.connection()
+            cursor = connection.connection.cursor()
+            statement = _RUN_STAGE
             try:
                 cursor.execute(_RUN_STAGE, (run_id,))
                 if cursor.fetchall() != [(LifecycleStage.ACTIVE,)]:
                     # Missing, deleted or duplicated: MLflow's own checks say which, as it would.
                     self._check_run_is_active(self._get_run(run_uuid=run_id, session=session))
+                statement = _COPY_METRICS
                 _insert_metrics(cursor, run_id, copy)
+                statement = _UPSERT_LATEST
                 execute_values(
                     cursor,
                     _UPSERT_LATEST,
                     [(*latest[k], run_id) for k in sorted(latest)],
                     template=_ROW,
                 )
+            except psycopg2.Error as error:
+                raise _as_sqlalchemy_error(error, statement, connection, cursor) from error
             finally:
                 cursor.close()
             session.commit()
+
+
+def _as_sqlalchemy_error(
+    error: psycopg2.Error, statement: str, connection: sqlalchemy.Connection, cursor: Any
+) -> BaseException:
+    """What SQLAlchemy raises for this error from a statement it runs itself (parameters left
+    out), the connection invalidated if it is gone: MLflow's session and retry recognise it."""
+    dialect = connection.dialect
+    gone = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+    if gone:
+        connection.invalidate(error)
+    return sqlalchemy.exc.DBAPIError.instance(
+        statement,
+        None,
+        error,
+        psycopg2.Error,
+        hide_parameters=True,
+        connection_invalidated=gone,
+        dialect=dialect,
+    )

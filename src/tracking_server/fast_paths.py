@@ -11,19 +11,26 @@ Only the plain shape is taken: exactly the fields of a metric without model or d
 numbers (or MLflow's "NaN" and "Infinity" strings) where the message has numbers, no params or
 tags in a batch. Anything else, anything invalid, and every store other than the bulk store,
 goes to MLflow's own view, unchanged, so errors and unusual requests are answered as MLflow
-answers them.
+answers them. One exception: when the database fails a write these views hand it, the client is
+told that the server failed (500, or 503 where MLflow would say the database is temporarily
+unavailable, so that clients retry), and the database's own words go to the server's log only:
+the request was checked already, so they describe the server, not the request.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 from collections.abc import Callable
 from typing import Any
 
+import psycopg2
+import sqlalchemy.exc
 from flask import Flask, Response, request
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, ErrorCode
 from mlflow.server import ARTIFACTS_ONLY_ENV_VAR, handlers
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, _validate_metric, _validate_run_id
 
@@ -35,6 +42,7 @@ _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _METRIC_FIELDS = frozenset({"key", "value", "timestamp", "step"})
 _LOG_METRIC_FIELDS = frozenset({"run_id", "run_uuid", *_METRIC_FIELDS})
 _LOG_BATCH_FIELDS = frozenset({"run_id", "metrics", "params", "tags"})
+_logger = logging.getLogger(__name__)
 
 
 class NotPlain(Exception):
@@ -148,10 +156,41 @@ def _fast_view(
             run_id, values = parse(request.get_json(silent=True))
         except NotPlain:
             return original()
-        store.log_metric_values(run_id, values)
+        try:
+            store.log_metric_values(run_id, values)
+        except MlflowException as error:
+            if error.get_http_status_code() < 500 and not _from_database(error):
+                raise  # MLflow's own answer: no such run, a deleted run
+            raise _server_fault(error) from None
+        except Exception as error:
+            raise _server_fault(error) from None
         return Response("{}", mimetype="application/json")
 
     return view
+
+
+def _from_database(error: BaseException) -> bool:
+    """Whether the error wraps one the database driver raised (MLflow's session wraps them)."""
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, sqlalchemy.exc.SQLAlchemyError | psycopg2.Error):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _server_fault(error: BaseException) -> MlflowException:
+    """The answer for a write the server could not make: the details go to the log only."""
+    _logger.error("writing metrics failed", exc_info=error)
+    unavailable = ErrorCode.Name(TEMPORARILY_UNAVAILABLE)
+    if isinstance(error, MlflowException) and error.error_code == unavailable:
+        return MlflowException(
+            "The tracking database is temporarily unavailable; retry the request.",
+            TEMPORARILY_UNAVAILABLE,
+        )
+    return MlflowException(
+        "The server could not store the metrics; its log has the details.", INTERNAL_ERROR
+    )
 
 
 def install(app: Flask) -> None:
