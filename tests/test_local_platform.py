@@ -3,7 +3,10 @@ PostgreSQL, an S3 endpoint, basic auth, all started through the cloud's entrypoi
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -12,7 +15,7 @@ import pytest
 import requests
 from mlflow.entities import Metric
 
-from mlflow_platform.local import LocalPlatform
+from mlflow_platform.local import LocalPlatform, LocalPlatformError
 from tracking_server import settings as names
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -94,7 +97,6 @@ def test_four_concurrent_clients_lose_no_metric(platform):
     errors: list[BaseException] = []
 
     def log(run_id: str) -> None:
-        from mlflow.entities import Metric
 
         try:
             for batch in range(10):
@@ -132,7 +134,7 @@ def test_acknowledged_metrics_survive_a_server_kill_and_a_database_restart(platf
 
     _log_until(client, run_id, range(0, 20), acknowledged)
     server_pid = local.status()["server"]["pid"]
-    local._stop_process(server_pid, timeout=0)  # SIGKILL-level: no graceful shutdown
+    os.killpg(server_pid, signal.SIGKILL)  # the whole server, no graceful shutdown
     _log_until(client, run_id, range(20, 25), acknowledged)  # refused while down
     local.up()
     assert local.status()["server"]["pid"] != server_pid
@@ -339,3 +341,95 @@ def test_the_server_runs_without_mlflows_job_runners(platform):
         except OSError:  # the process ended while we looked
             continue
     assert runners == []
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name; None when gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields
+
+
+def _in_session(session: int) -> list[int]:
+    """The live processes of a session (a server `up` starts leads its own)."""
+    members = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(entry.name))
+        if fields and int(fields[3]) == session:
+            members.append(int(entry.name))
+    return members
+
+
+def _serving(port: int) -> list[int]:
+    """The live uvicorn processes started for this port."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if "uvicorn" in argv and str(port) in argv and _stat(int(cmdline.parent.name)):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def _orphan_the_worker(leader: int, port: int, uri: str) -> int:
+    """SIGKILL the server's parent process; its uvicorn process lives on, still serving."""
+    (worker,) = _serving(port)
+    assert int(_stat(worker)[1]) == leader
+    os.kill(leader, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _stat(leader) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _stat(leader) is None and _stat(worker) is not None
+    assert requests.get(f"{uri}/health", timeout=10).status_code == 200
+    return worker
+
+
+def test_a_server_whose_parent_died_is_replaced_by_up_and_stopped_whole_by_down(tmp_path):
+    local = LocalPlatform(tmp_path, progress=lambda _: None)
+    try:
+        details = local.up(embedded=True)
+        uri = details["tracking_uri"]
+        port = int(uri.rsplit(":", 1)[1])
+        first = local.status()["server"]["pid"]
+        orphan = _orphan_the_worker(first, port, uri)
+        assert local.status()["server"]["running"] is False
+
+        assert local.up(embedded=True) == details
+        second = local.status()["server"]["pid"]
+        assert second != first and local.status()["server"]["running"]
+        assert _stat(orphan) is None  # stopped, not left beside the new server
+        assert _in_session(first) == []
+        (worker,) = _serving(port)  # one server on the port: the new one
+        assert int(_stat(worker)[3]) == second
+
+        orphan = _orphan_the_worker(second, port, uri)
+        assert local.down() == ["server"]
+        assert _stat(orphan) is None
+        assert _in_session(second) == [] and _serving(port) == []
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+        assert local.down() == []  # nothing left to stop
+    finally:
+        local.down()
+
+
+def test_up_refuses_a_port_someone_else_listens_on_and_names_them(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        (tmp_path / "state.json").write_text(
+            json.dumps({"embedded": True, "server": {"port": port}})
+        )
+        local = LocalPlatform(tmp_path, progress=lambda _: None)
+        with pytest.raises(LocalPlatformError) as refused:
+            local.up(embedded=True)
+        assert f"127.0.0.1:{port}" in str(refused.value)
+        assert f"pid {os.getpid()}" in str(refused.value)
+        assert local.status()["server"]["running"] is False
+        assert not (tmp_path / "server.log").exists()  # no server was started

@@ -9,6 +9,14 @@ State lives in one directory (default `.local/` in the repository): data, logs, 
 process ids, and the generated credentials (mode 600), kept across `down` and `up` so that the
 database's users stay valid. `up` starts whatever is not running; `down` stops exactly what
 `up` started.
+
+A process of ours is one whose standard output is its component's log in the state directory
+(every process `up` spawns and all they start inherit it), with the rest of the session `up`
+started it in; the process ids come from /proc (Linux). The recorded pid alone is not enough:
+when the server's parent (`mlflow server`) dies, its uvicorn process lives on, still serving the
+port, so `down` would leave it and `up` would start a second server beside it. `down` stops
+every process of a component, orphaned or not, and `up` stops such a stale one before it
+starts the component again; a port held by a process not ours is refused, naming the process.
 """
 
 from __future__ import annotations
@@ -76,6 +84,69 @@ def _alive(pid: int | None) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _live_processes() -> dict[int, int]:
+    """Every live process (zombies left out) and its session id, from /proc."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended while we looked
+            continue
+        if fields[0] != "Z":
+            found[int(entry.name)] = int(fields[3])
+    return found
+
+
+def _writes_to(pid: int, path: str) -> bool:
+    """Whether the process's standard output is the file at `path` (even if since deleted)."""
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:  # ended, or not ours to look at
+        return False
+    return target in (path, f"{path} (deleted)")
+
+
+def _describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().decode(errors="replace").split("\0")
+    except OSError:
+        return f"pid {pid}"
+    return f"pid {pid} ({' '.join(argv).strip()[:120]})"
+
+
+def _port_holders(port: int) -> list[int]:
+    """The processes listening on a TCP port, as far as /proc lets us see them."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+        except OSError:
+            continue
+    holders = []
+    for pid in _live_processes():
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in descriptors:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    holders.append(pid)
+                    break
+            except OSError:
+                continue
+    return holders
 
 
 def _healthy(url: str) -> bool:
@@ -183,9 +254,7 @@ class LocalPlatform:
                 continue
             component = state[name]
             running = (
-                self._postgres_running(state)
-                if name == "postgres"
-                else _alive(component.get("pid"))
+                self._postgres_running(state) if name == "postgres" else self._running(name, state)
             )
             report[name] = {
                 "running": running,
@@ -208,8 +277,7 @@ class LocalPlatform:
                 if self._postgres_running(state):
                     self._pg("pg_ctl", "-D", str(self._pg_data), "-m", "fast", "-w", "stop")
                     stopped.append(name)
-            elif _alive(state[name].get("pid")):
-                self._stop_process(state[name]["pid"])
+            elif self._stop(name, state[name].get("pid")):
                 stopped.append(name)
             state[name].pop("pid", None)
             self._save(state)
@@ -273,9 +341,10 @@ class LocalPlatform:
 
     # -- s3 ------------------------------------------------------------------------------
     def _ensure_s3(self, state: dict) -> None:
-        if "s3" in state and _alive(state["s3"].get("pid")):
+        if "s3" in state and self._running("s3", state):
             return
         port = state.get("s3", {}).get("port") or _free_port()
+        self._clear_the_way("s3", state, port, "the S3 endpoint")
         self.progress(f"starting S3 endpoint (moto) on 127.0.0.1:{port}")
         process = self._spawn(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -330,9 +399,10 @@ class LocalPlatform:
 
     def _ensure_server(self, state: dict, credentials: Credentials, extra: dict[str, str]) -> None:
         server = state.get("server", {})
-        if _alive(server.get("pid")) and _healthy(f"http://127.0.0.1:{server.get('port')}"):
+        if self._running("server", state) and _healthy(f"http://127.0.0.1:{server.get('port')}"):
             return
         port = state.get("server", {}).get("port") or _free_port()
+        self._clear_the_way("server", state, port, "the tracking server")
         state["server"] = {"port": port}
         self._save(state)
         env = {**self.server_environment(state, credentials), **extra}
@@ -377,20 +447,59 @@ class LocalPlatform:
                 last_report = time.monotonic()
             time.sleep(0.2)
 
-    @staticmethod
-    def _stop_process(pid: int, timeout: float = 20) -> None:
-        """The whole process group: the server's workers go with it."""
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
+    def _processes(self, name: str, pid: int | None) -> set[int]:
+        """The live processes of a component: those writing to its log, and the rest of the
+        session `up` started as `pid` if one of them does (so not a reused pid's)."""
+        log = os.path.realpath(self.dir / f"{name}.log")
+        sessions = _live_processes()
+        ours = {p for p in sessions if _writes_to(p, log)}
+        if pid and any(sessions[p] == pid for p in ours):
+            ours |= {p for p, session in sessions.items() if session == pid}
+        return ours
+
+    def _running(self, name: str, state: dict) -> bool:
+        """The process `up` started for the component is alive (not merely something left)."""
+        pid = state.get(name, {}).get("pid")
+        return bool(pid) and pid in self._processes(name, pid)
+
+    def _stop(self, name: str, pid: int | None, timeout: float = 20) -> bool:
+        """Every process of the component, orphans included: SIGTERM, SIGKILL for what is left
+        after `timeout`. Returns whether there was any."""
+        signalled: set[int] = set()
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while left := self._processes(name, pid):
+            kill = signal.SIGKILL if time.monotonic() >= deadline else signal.SIGTERM
+            for process in left if kill == signal.SIGKILL else left - signalled:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process, kill)
+            signalled |= left
+            if time.monotonic() > deadline + 10:
+                raise LocalPlatformError(
+                    f"could not stop {', '.join(map(_describe, sorted(left)))}"
+                )
             time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+        if pid:  # our child when this process started it: not left a zombie
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        return bool(signalled)
+
+    def _clear_the_way(self, name: str, state: dict, port: int, what: str) -> None:
+        """Before starting a component: stop what is left of an earlier one (a server whose
+        parent died leaves its worker serving the port); refuse a port someone else holds."""
+        pid = state.get(name, {}).get("pid")
+        if stale := self._processes(name, pid):
+            self.progress(
+                f"stopping what is left of {what} started earlier: "
+                f"{', '.join(map(_describe, sorted(stale)))}"
+            )
+            self._stop(name, pid)
+        if _port_open(port):
+            holders = ", ".join(map(_describe, _port_holders(port))) or "another process"
+            raise LocalPlatformError(
+                f"cannot start {what} on 127.0.0.1:{port}: the port is in use by {holders}, "
+                f"not started by this platform; stop it, or remove {name!r} from "
+                f"{self.state_file} to take a new port"
+            )
 
 
 def _port_open(port: int) -> bool:
