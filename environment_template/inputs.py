@@ -24,6 +24,8 @@ ECR_IMAGE_PATTERN = (
     r"^$|^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/"
     r"[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
 )
+_PRINCIPAL = r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=.@_/-]+"
+ADMIN_PRINCIPALS_PATTERN = rf"^$|^{_PRINCIPAL}(,{_PRINCIPAL})*$"
 # Fargate's valid CPU units -> memory (MiB) combinations for Linux tasks.
 FARGATE_MEMORY = {
     256: (512, 1024, 2048),
@@ -42,6 +44,7 @@ class EnvironmentInputs:
     vpc_cidr: cdk.CfnParameter
     nat_gateways: cdk.CfnParameter
     auth_mode: cdk.CfnParameter
+    admin_principals: cdk.CfnParameter
     image_uri: cdk.CfnParameter
     task_cpu: cdk.CfnParameter
     task_memory: cdk.CfnParameter
@@ -69,6 +72,17 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
             description="basic: MLflow's own users and per-experiment permissions; iam: API "
             "Gateway IAM authorization with SigV4-signed requests",
             allowed_values=settings.AUTH_MODES,
+        ),
+        admin_principals=string_input(
+            stack,
+            "AdminPrincipals",
+            default="",
+            description="iam mode: IAM roles or users (ARNs, comma-separated) whose signed "
+            "requests act as the MLflow admin; every other caller is a team's role",
+            allowed_pattern=ADMIN_PRINCIPALS_PATTERN,
+            constraint_description="empty, or IAM role or user ARNs separated by commas, such "
+            "as arn:aws:iam::123456789012:role/MlflowAdmins",
+            max_length=2048,
         ),
         image_uri=string_input(
             stack,
@@ -159,7 +173,11 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
         [
             (
                 "Environment",
-                [(inputs.environment_name, "Environment name"), (inputs.auth_mode, "Auth mode")],
+                [
+                    (inputs.environment_name, "Environment name"),
+                    (inputs.auth_mode, "Auth mode"),
+                    (inputs.admin_principals, "Admin IAM principals (iam mode)"),
+                ],
             ),
             (
                 "Network",

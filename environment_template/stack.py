@@ -90,6 +90,9 @@ class EnvironmentStack(cdk.Stack):
         )
         tracking_host = ingress.load_balancer.load_balancer_dns_name
         tracking.container.add_environment(
+            settings.ADMIN_PRINCIPALS, inputs.admin_principals.value_as_string
+        )
+        tracking.container.add_environment(
             settings.ALLOWED_HOSTS,
             settings.cloud_hosts(
                 load_balancer_dns_name=tracking_host,
@@ -103,7 +106,6 @@ class EnvironmentStack(cdk.Stack):
             props=TeamUsersProps(
                 vpc=network.vpc,
                 environment_name=inputs.environment_name.value_as_string,
-                auth_mode=inputs.auth_mode.value_as_string,
                 tracking_url=f"http://{tracking_host}",
                 admin_secret=auth.admin,
                 load_balancer_security_group=ingress.load_balancer_security_group,

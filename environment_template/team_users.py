@@ -6,6 +6,8 @@ private subnets, beside the load balancer it talks to.
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +25,33 @@ from mlflow_platform.nag import acknowledge
 HANDLER_SOURCE = Path(__file__).with_name("team_users_function.py")
 # CloudFormation's limit for inline (ZipFile) function code.
 INLINE_LIMIT = 4096
+# Where CloudFormation's custom-resource responses go: pre-signed S3 URLs. The function sends
+# nothing anywhere else, so a forged event cannot make it call an address of the sender's.
+RESPONSE_URL_PATTERN = r"^https://[a-z0-9.-]+\.amazonaws\.com(\.cn)?/"
+_INDENT = re.compile(r"^((?:    )+)", re.MULTILINE)
+
+
+def inline_code(path: Path) -> str:
+    """The module as Lambda receives it: the same statements, without docstrings or comments,
+    indented by one space a level, to fit CloudFormation's 4 KB."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return _INDENT.sub(lambda m: " " * (len(m.group(1)) // 4), ast.unparse(tree)) + "\n"
 
 
 @dataclass(frozen=True, kw_only=True)
 class TeamUsersProps:
     vpc: ec2.IVpc
     environment_name: str
-    auth_mode: str
     tracking_url: str
     admin_secret: secretsmanager.ISecret
     load_balancer_security_group: ec2.ISecurityGroup
@@ -39,7 +61,7 @@ class TeamUsersProps:
 class TeamUsers(Construct):
     def __init__(self, scope: Construct, id: str, *, props: TeamUsersProps) -> None:
         super().__init__(scope, id)
-        code = HANDLER_SOURCE.read_text()
+        code = inline_code(HANDLER_SOURCE)
         if len(code) >= INLINE_LIMIT:
             raise ValueError(f"{HANDLER_SOURCE.name} is {len(code)} characters; inline code "
                              f"must stay under {INLINE_LIMIT}")  # fmt: skip
@@ -74,9 +96,9 @@ class TeamUsers(Construct):
             log_group=logs.LogGroup.from_log_group_name(self, "LogGroup", log_group.ref),
             description="Creates, updates and deletes a team's MLflow user for its service stack",
             environment={
-                "AUTH_MODE": props.auth_mode,
                 "TRACKING_URL": props.tracking_url,
                 "ADMIN_SECRET_ARN": props.admin_secret.secret_arn,
+                "RESPONSE_URL_PATTERN": RESPONSE_URL_PATTERN,
             },
         )
         props.admin_secret.grant_read(self.function)
@@ -87,6 +109,19 @@ class TeamUsers(Construct):
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="ReadTeamSecrets", actions=["secretsmanager:GetSecretValue"], resources=[teams]
+            )
+        )
+        # Read-only: which resources a stack has and where each stands, to check an event
+        # against CloudFormation before acting on it.
+        stacks = (
+            f"arn:{cdk.Aws.PARTITION}:cloudformation:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:"
+            "stack/*/*"
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ConfirmEventsWithCloudFormation",
+                actions=["cloudformation:DescribeStackResources"],
+                resources=[stacks],
             )
         )
         role = self.function.role
@@ -111,4 +146,12 @@ class TeamUsers(Construct):
             "<AWS::AccountId>:secret:mlflow-platform/<EnvironmentName>/teams/*]",
             "Only the team secrets of this environment, which service stacks create by name "
             "after this function exists",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:"
+            "<AWS::AccountId>:stack/*/*]",
+            "DescribeStackResources only (read-only) on this account's stacks in this region: "
+            "team stacks are created by Proton or Service Catalog under names this template "
+            "cannot know, and each event names its own",
         )

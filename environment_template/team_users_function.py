@@ -1,96 +1,104 @@
-"""CloudFormation custom resource: a team's MLflow user, with the password from its secret.
+"""Custom resource: a team's MLflow user, with the password from its secret.
 
-Runs in the environment's VPC, the only place that reaches the tracking server, and holds the
-admin credential so that no team stack ever does. Inline Lambda code: the standard library and
-boto3 only, under 4 KB.
+Holds the admin credential so that no team stack does. Acts only on what CloudFormation
+confirms; the server keeps each team user's owning stack. Inline code: under 4 KB.
 """
 
 import base64
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 
 import boto3
 
-USERS = "/api/2.0/mlflow/users/"
+STATUS = {
+    "Create": ("CREATE_IN_PROGRESS",),
+    "Update": ("UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"),
+    "Delete": ("DELETE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"),
+}
 
 
 def secret(arn):
-    value = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-    return json.loads(value)
+    return json.loads(boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
 
 
-class Users:
-    def __init__(self, url, username, password):
-        self.url = url.rstrip("/")
-        token = base64.b64encode(f"{username}:{password}".encode()).decode()
-        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+def unconfirmed(event):
+    """Why CloudFormation does not back this event; None when it does."""
+    stack, logical, kind = event["StackId"], event["LogicalResourceId"], event["RequestType"]
+    try:
+        found = boto3.client("cloudformation").describe_stack_resources(StackName=stack)
+    except Exception as error:
+        return f"stack {stack}: {error}"
+    rs = found["StackResources"]
+    mine = [r for r in rs if r["LogicalResourceId"] == logical
+            and r["ResourceType"] == "Custom::MlflowTeamUser"]  # fmt: skip
+    if not mine:
+        return f"stack {stack} has no team user {logical}"
+    state = mine[0]["ResourceStatus"]
+    if state not in STATUS[kind] or (
+        kind == "Delete" and state != "DELETE_IN_PROGRESS"
+        and mine[0].get("PhysicalResourceId") == event.get("PhysicalResourceId")
+    ):  # fmt: skip
+        return f"{logical} is {state}: no {kind} under way"
+    props = event["ResourceProperties"]
+    owned = {(r["ResourceType"], r.get("PhysicalResourceId")) for r in rs}
+    arn, role = props["SecretArn"], props["Principal"]
+    if kind != "Delete" and ("AWS::SecretsManager::Secret", arn) not in owned:
+        return f"stack {stack} does not own secret {arn}"
+    if kind != "Delete" and ("AWS::IAM::Role", role.rsplit("/", 1)[-1]) not in owned:
+        return f"stack {stack} does not own role {role}"
 
-    def call(self, method, path, body):
-        request = urllib.request.Request(
-            self.url + USERS + path, json.dumps(body).encode(), self.headers, method=method
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=20) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
 
-    def ensure(self, username, password):
-        """Create the user, or set its password if it exists: the secret is the truth."""
-        status, body = self.call("POST", "create", {"username": username, "password": password})
-        if status == 200:
-            return "created"
-        if b"RESOURCE_ALREADY_EXISTS" not in body:
-            raise RuntimeError(f"creating MLflow user {username}: HTTP {status} {body[:200]!r}")
-        status, body = self.call(
-            "PATCH", "update-password", {"username": username, "password": password}
-        )
-        if status != 200:
-            raise RuntimeError(f"updating MLflow user {username}: HTTP {status} {body[:200]!r}")
-        return "updated"
-
-    def delete(self, username):
-        status, body = self.call("DELETE", "delete", {"username": username})
-        if status not in (200, 404) and b"RESOURCE_DOES_NOT_EXIST" not in body:
-            raise RuntimeError(f"deleting MLflow user {username}: HTTP {status} {body[:200]!r}")
+def call(action, body):
+    admin = secret(os.environ["ADMIN_SECRET_ARN"])
+    auth = base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
+    url = os.environ["TRACKING_URL"].rstrip("/") + "/api/2.0/mlflow-platform/team-users/" + action
+    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST", headers={
+        "Authorization": f"Basic {auth}", "Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        text = error.read()[:300].decode(errors="replace")
+        raise RuntimeError(f"{action}: HTTP {error.code} {text}") from None
 
 
 def respond(event, status, reason, physical_id):
+    url = event.get("ResponseURL", "")
+    if not re.match(os.environ["RESPONSE_URL_PATTERN"], url):
+        return print(json.dumps({"refused": "response URL", "url": url[:200]}))
     body = json.dumps({
         "Status": status, "Reason": reason, "PhysicalResourceId": physical_id,
         "StackId": event["StackId"], "RequestId": event["RequestId"],
         "LogicalResourceId": event["LogicalResourceId"],
     }).encode()  # fmt: skip
-    request = urllib.request.Request(event["ResponseURL"], body, method="PUT",
-                                     headers={"Content-Type": ""})  # fmt: skip
+    request = urllib.request.Request(url, body, method="PUT", headers={"Content-Type": ""})
     with urllib.request.urlopen(request, timeout=20):
         pass
 
 
 def handler(event, context=None):
-    physical_id = event.get("PhysicalResourceId", "none")
+    pid = event.get("PhysicalResourceId", "none")
     status, reason = "SUCCESS", "ok"
     try:
-        if os.environ["AUTH_MODE"] != "basic":
-            reason = "the environment uses iam auth: MLflow has no users"
+        kind, owner, props = event["RequestType"], event["StackId"], event["ResourceProperties"]
+        refused = unconfirmed(event)
+        if refused:
+            status, reason = "FAILED", f"not confirmed by CloudFormation: {refused}"
+        elif kind == "Delete":
+            if pid.startswith("team/"):
+                reason = call("delete", {"username": pid, "owner": owner})["result"]
         else:
-            admin = secret(os.environ["ADMIN_SECRET_ARN"])
-            users = Users(os.environ["TRACKING_URL"], admin["username"], admin["password"])
-            if event["RequestType"] == "Delete":
-                if physical_id != "none":
-                    users.delete(physical_id)
-            else:
-                team = secret(event["ResourceProperties"]["SecretArn"])
-                reason = users.ensure(team["username"], team["password"])
-                if event["RequestType"] == "Update" and physical_id not in (
-                    "none",
-                    team["username"],
-                ):
-                    users.delete(physical_id)
-                physical_id = team["username"]
+            team = secret(props["SecretArn"])
+            done = call("ensure", {"team": props["Team"], "password": team["password"],
+                                   "owner": owner, "principal": props["Principal"]})  # fmt: skip
+            reason, pid = done["result"], done["username"]
+            if team["username"] != pid:
+                status, reason = "FAILED", f"the team secret names {team['username']}, not {pid}"
     except Exception as error:
         status, reason = "FAILED", str(error)[:500]
-    print(json.dumps({"request": event["RequestType"], "status": status, "reason": reason}))
-    respond(event, status, reason, physical_id)
+    print(json.dumps({"request": event.get("RequestType"), "stack": event.get("StackId"),
+                      "status": status, "reason": reason}))  # fmt: skip
+    respond(event, status, reason, pid)

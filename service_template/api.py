@@ -12,6 +12,7 @@ from constructs import Construct
 
 from mlflow_platform import contract
 from mlflow_platform.nag import acknowledge
+from tracking_server import settings
 
 ROUTE_KEYS = ("ANY /{proxy+}", "ANY /")
 HOST_MAPPING = "overwrite:header.Host"
@@ -67,7 +68,12 @@ class TrackingApi(Construct):
             # (execute-api or a custom one) the client used. Host is not among the headers
             # HTTP APIs reserve from parameter mapping (API Gateway Developer Guide,
             # "Transforming API requests and responses for HTTP APIs").
-            request_parameters={HOST_MAPPING: contract.read(contract.TRACKING_HOST)},
+            # iam mode: the caller API Gateway verified, on every request, whatever the client
+            # sent in that header (identity.py in the tracking server).
+            request_parameters={
+                HOST_MAPPING: contract.read(contract.TRACKING_HOST),
+                settings.CALLER_MAPPING: settings.CALLER_VALUE,
+            },
         )
         self.routes = [
             apigwv2.CfnRoute(

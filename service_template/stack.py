@@ -89,6 +89,7 @@ class ServiceStack(cdk.Stack):
                 readable_secret_arn=team_user.secret.ref,
             ),
         )
+        team_user.register(principal_arn=team.role.role_arn)
         private_subnet_ids = network.vpc.select_subnets(
             subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
         ).subnet_ids

@@ -3,6 +3,7 @@ it a user of the tracking server (basic auth; in iam mode the function does noth
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -11,6 +12,7 @@ from constructs import Construct
 
 from mlflow_platform import contract
 from mlflow_platform.nag import acknowledge
+from tracking_server.settings import TEAM_USER_PREFIX
 
 RESOURCE_TYPE = "Custom::MlflowTeamUser"
 
@@ -30,7 +32,9 @@ class TeamUser(Construct):
             name=cdk.Fn.sub(contract.team_path("${EnvironmentName}", "${TeamName}").lstrip("/")),
             description="The team's MLflow user (MLFLOW_TRACKING_USERNAME / _PASSWORD)",
             generate_secret_string=secretsmanager.CfnSecret.GenerateSecretStringProperty(
-                secret_string_template=cdk.Fn.sub('{"username": "${TeamName}"}'),
+                secret_string_template=cdk.Fn.sub(
+                    json.dumps({"username": TEAM_USER_PREFIX + "${TeamName}"})
+                ),
                 generate_string_key="password",
                 password_length=32,
                 exclude_punctuation=True,
@@ -44,10 +48,21 @@ class TeamUser(Construct):
             "The password must match the team's MLflow user; a scheduled rotation would change "
             "the secret alone. Rotate by updating the stack, which sets both",
         )
+        self.team_name = props.team_name
+
+    def register(self, *, principal_arn: str) -> cdk.CustomResource:
+        """The team's user, made by the environment's function; in iam mode, signed requests
+        of `principal_arn` (the team role) act as it. Separate from the secret because the
+        team role reads the secret."""
         self.user = cdk.CustomResource(
             self,
             "User",
             service_token=contract.read(contract.TEAM_USERS),
             resource_type=RESOURCE_TYPE,
-            properties={"SecretArn": self.secret.ref, "Username": props.team_name},
+            properties={
+                "SecretArn": self.secret.ref,
+                "Team": self.team_name,
+                "Principal": principal_arn,
+            },
         )
+        return self.user

@@ -1,8 +1,9 @@
-"""Runs the team-user function's own code as Lambda would, with CloudFormation's side faked.
+"""Runs the team-user function as Lambda receives it, with AWS's side played by botocore.
 
-Secrets Manager answers through botocore's Stubber (every request checked against the service
-model); CloudFormation's pre-signed response URL is an HTTP server on loopback that records
-what the function PUTs there.
+The code is the inline code of the synthesized environment template (what CloudFormation
+deploys), loaded as a module. Secrets Manager and CloudFormation answer through botocore's
+Stubber, so every request is checked against the service models; CloudFormation's pre-signed
+response URL is an HTTP server on loopback that records what the function PUTs there.
 """
 
 from __future__ import annotations
@@ -10,12 +11,20 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import types
+from dataclasses import dataclass, field
 
 import boto3
 from botocore.stub import Stubber
 
+from environment_template.team_users import HANDLER_SOURCE, inline_code
+
 ADMIN_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:admin"
-TEAM_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team"
+STACK = "arn:aws:cloudformation:us-east-1:123456789012:stack/team-fraud/1a2b3c"
+TEAM_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlflow-platform/t/teams/fraud"
+LOGICAL_ID = "TeamUserUser1B2C3D4E"
+ROLE = "arn:aws:iam::123456789012:role/team-fraud-TeamRole-1A2B3C"
+TIME = "2026-11-27T00:00:00Z"
 
 
 class ResponseCatcher:
@@ -44,45 +53,112 @@ class ResponseCatcher:
         self.server.server_close()
 
 
-def invoke_team_user_function(
+def deployed_function() -> types.ModuleType:
+    """The function's inline code, as the template carries it, as a module."""
+    module = types.ModuleType("team_users_function_deployed")
+    exec(compile(inline_code(HANDLER_SOURCE), "index.py", "exec"), module.__dict__)
+    return module
+
+
+@dataclass
+class Stack:
+    """What CloudFormation says of the team's stack when the function asks."""
+
+    stack_id: str = STACK
+    user_status: str = "CREATE_IN_PROGRESS"
+    user_physical_id: str | None = None
+    secrets: list[str] = field(default_factory=lambda: [TEAM_ARN])
+    roles: list[str] = field(default_factory=lambda: [ROLE])
+    exists: bool = True
+
+    def resources(self) -> list[dict]:
+        name = self.stack_id.split("/")[1]
+        user = {"StackName": name, "StackId": self.stack_id, "LogicalResourceId": LOGICAL_ID,
+                "ResourceType": "Custom::MlflowTeamUser", "Timestamp": TIME,
+                "ResourceStatus": self.user_status}  # fmt: skip
+        if self.user_physical_id:
+            user["PhysicalResourceId"] = self.user_physical_id
+        owned = [("AWS::SecretsManager::Secret", arn) for arn in self.secrets] + [
+            ("AWS::IAM::Role", arn.rsplit("/", 1)[-1]) for arn in self.roles
+        ]  # a role's physical id is its name
+        return [user] + [
+            {
+                "StackName": name,
+                "StackId": self.stack_id,
+                "LogicalResourceId": f"Owned{i}",
+                "PhysicalResourceId": physical_id,
+                "ResourceType": kind,
+                "Timestamp": TIME,
+                "ResourceStatus": "CREATE_COMPLETE",
+            }
+            for i, (kind, physical_id) in enumerate(owned)
+        ]
+
+
+def invoke(
     monkeypatch,
     *,
     tracking_url: str,
     admin: dict[str, str],
-    team: dict[str, str],
+    team_secret: dict[str, str] | None,
     request_type: str,
+    stack: Stack,
+    team: str = "fraud",
+    secret_arn: str = TEAM_ARN,
+    principal: str = ROLE,
     physical_id: str | None = None,
-) -> dict:
-    """One custom-resource event through `handler`; the response CloudFormation receives."""
-    from environment_template import team_users_function as function
-
-    client = boto3.session.Session().client(
-        "secretsmanager", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    response_url: str | None = None,
+) -> dict | None:
+    """One custom-resource event; the response CloudFormation receives (None: none sent)."""
+    function = deployed_function()
+    session = boto3.session.Session(
+        region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
-    stubber = Stubber(client)
-    secrets = [(ADMIN_ARN, admin)] + ([] if request_type == "Delete" else [(TEAM_ARN, team)])
-    for arn, value in secrets:
-        stubber.add_response(
-            "get_secret_value", {"SecretString": json.dumps(value)}, {"SecretId": arn}
+    clients = {s: session.client(s) for s in ("secretsmanager", "cloudformation")}
+    stubs = {s: Stubber(c) for s, c in clients.items()}
+    if stack.exists:
+        stubs["cloudformation"].add_response(
+            "describe_stack_resources",
+            {"StackResources": stack.resources()},
+            {"StackName": stack.stack_id},
         )
-    monkeypatch.setattr(function.boto3, "client", lambda service: client)
-    monkeypatch.setenv("AUTH_MODE", "basic")
-    monkeypatch.setenv("TRACKING_URL", tracking_url)
-    monkeypatch.setenv("ADMIN_SECRET_ARN", ADMIN_ARN)
+    else:
+        stubs["cloudformation"].add_client_error(
+            "describe_stack_resources",
+            "ValidationError",
+            f"Stack with id {stack.stack_id} does not exist",
+            400,
+        )
+    monkeypatch.setattr(function.boto3, "client", lambda service: clients[service])
+    for name, value in {
+        "TRACKING_URL": tracking_url,
+        "ADMIN_SECRET_ARN": ADMIN_ARN,
+        "RESPONSE_URL_PATTERN": r"^http://127\.0\.0\.1:",
+    }.items():
+        monkeypatch.setenv(name, value)
     catcher = ResponseCatcher()
     event = {
-        "RequestType": request_type, "ResponseURL": catcher.url,
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/team/1",
-        "RequestId": request_type, "LogicalResourceId": "TeamUser",
-        "ResourceProperties": {"SecretArn": TEAM_ARN, "Username": team["username"]},
+        "RequestType": request_type, "ResponseURL": response_url or catcher.url,
+        "StackId": stack.stack_id, "RequestId": f"{request_type}-1",
+        "LogicalResourceId": LOGICAL_ID, "ResourceType": "Custom::MlflowTeamUser",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                               "SecretArn": secret_arn, "Team": team, "Principal": principal},
     }  # fmt: skip
     if physical_id:
         event["PhysicalResourceId"] = physical_id
+
+    def answer_secrets() -> None:
+        stub = stubs["secretsmanager"]
+        if team_secret is not None:
+            stub.add_response("get_secret_value", {"SecretString": json.dumps(team_secret)},
+                              {"SecretId": secret_arn})  # fmt: skip
+        stub.add_response("get_secret_value", {"SecretString": json.dumps(admin)},
+                          {"SecretId": ADMIN_ARN})  # fmt: skip
+
+    answer_secrets()
     try:
-        with stubber:
+        with stubs["secretsmanager"], stubs["cloudformation"]:
             function.handler(event)
-        stubber.assert_no_pending_responses()
     finally:
         catcher.close()
-    (response,) = catcher.received
-    return response
+    return catcher.received[0] if catcher.received else None

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 from mlflow.entities import Metric
@@ -126,8 +127,14 @@ def test_mlflow_finds_the_store_through_its_entry_point(stores, platform):
     assert isinstance(found, bulk_store.BulkSqlAlchemyStore)
 
 
-def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path):
-    """In `iam` mode too: the platform's open application, the bulk store, MLflow's registry."""
+def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path, monkeypatch):
+    """In `iam` mode too: the platform's auth application, the bulk store, MLflow's registry.
+    (The auth database itself is prepared against a real PostgreSQL in the local platform's
+    tests; here there is none.)"""
+    from tracking_server import entrypoint
+
+    monkeypatch.setattr(entrypoint, "ensure_auth_database", lambda settings: "sqlite:///auth")
+    monkeypatch.setattr(entrypoint, "prepare_auth", lambda settings, uri: None)
     settings = from_environ(
         {
             names.AUTH_MODE: "iam",
@@ -138,10 +145,15 @@ def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path)
             names.DB_PASSWORD: "p@ss/word",
             names.ARTIFACTS_DESTINATION: "s3://bucket/artifacts",
             names.ALLOWED_HOSTS: "mlflow.internal",
+            names.ADMIN_USERNAME: "admin",
+            names.ADMIN_PASSWORD: "a" * 20,
+            names.SECRET_KEY: "k" * 40,
         }
     )
     argv, env = server_command(settings, tmp_path)
-    assert argv[argv.index("--app-name") + 1] == app.OPEN
+    assert argv[argv.index("--app-name") + 1] == app.BASIC_AUTH
+    config = Path(env["MLFLOW_AUTH_CONFIG_PATH"]).read_text()
+    assert "authorization_function = tracking_server.identity:authenticate_request" in config
     assert env["MLFLOW_BACKEND_STORE_URI"] == (
         "pgbulk://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
     )

@@ -250,17 +250,23 @@ def test_contract_values_are_outputs_and_ssm_parameters(environment):
 
 
 def test_team_user_function_runs_the_shipped_code_in_the_private_subnets(environment):
-    from environment_template.team_users import HANDLER_SOURCE, INLINE_LIMIT
+    from environment_template.team_users import (
+        HANDLER_SOURCE,
+        INLINE_LIMIT,
+        RESPONSE_URL_PATTERN,
+        inline_code,
+    )
 
     _, function = one_of_type(environment, "AWS::Lambda::Function")
     props = function["Properties"]
-    assert props["Code"]["ZipFile"] == HANDLER_SOURCE.read_text()
+    # The module's statements as they are (the tests run this text: function_harness.py).
+    assert props["Code"]["ZipFile"] == inline_code(HANDLER_SOURCE)
     assert len(props["Code"]["ZipFile"]) < INLINE_LIMIT
     assert {s["Ref"] for s in props["VpcConfig"]["SubnetIds"]} == {
         n for n in of_type(environment, "AWS::EC2::Subnet") if "Private" in n
     }
     variables = props["Environment"]["Variables"]
-    assert variables["AUTH_MODE"] == {"Ref": "AuthMode"}
+    assert variables["RESPONSE_URL_PATTERN"] == RESPONSE_URL_PATTERN
     assert Evaluator(environment).eval(variables["TRACKING_URL"]).startswith("http://<")
     assert "Admin" in json.dumps(variables["ADMIN_SECRET_ARN"])
     assert environment["Outputs"][contract.TEAM_USERS.name]["Value"] == {

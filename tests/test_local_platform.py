@@ -167,147 +167,29 @@ def test_embedded_mode_uses_the_same_entrypoint(tmp_path):
         assert set(local.down()) == {"server"}
 
 
-def test_iam_mode_serves_without_mlflow_auth(tmp_path):
-    """In `iam` mode API Gateway checks callers; the server runs the platform's open app."""
+def test_iam_mode_keeps_mlflows_users_and_takes_the_caller_from_api_gateway(tmp_path):
+    """In `iam` mode API Gateway checks signatures and names the caller in a header; the
+    server runs the platform's auth app and acts as the user that caller maps to
+    (test_iam_mode.py has the teams)."""
+    admin_role = "arn:aws:iam::123456789012:role/MlflowAdmins"
     local = LocalPlatform(tmp_path, progress=lambda _: None)
     try:
-        details = local.up(embedded=True, server_env={names.AUTH_MODE: "iam"})
+        details = local.up(
+            embedded=True,
+            server_env={names.AUTH_MODE: "iam", names.ADMIN_PRINCIPALS: admin_role},
+        )
         uri = details["tracking_uri"]
-        created = requests.post(f"{uri}/api/2.0/mlflow/experiments/create",
+        refused = requests.post(f"{uri}/api/2.0/mlflow/experiments/create",
                                 json={"name": "iam"}, timeout=30)  # fmt: skip
+        assert refused.status_code == 401
+        caller = "arn:aws:sts::123456789012:assumed-role/MlflowAdmins/session"
+        created = requests.post(f"{uri}/api/2.0/mlflow/experiments/create", json={"name": "iam"},
+                                headers={names.CALLER_HEADER: caller}, timeout=30)  # fmt: skip
         assert created.status_code == 200, created.text
-        from mlflow import MlflowClient
-
-        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-            os.environ.pop(name, None)
-        client = MlflowClient(uri)
-        run_id = client.create_run(created.json()["experiment_id"]).info.run_id
-        client.log_batch(run_id, metrics=[Metric("m", float(i), 0, i) for i in range(50)])
-        assert client.get_run(run_id).data.metrics == {"m": 49.0}
         port = uri.rsplit(":", 1)[1]
-        assert "tracking_server.app:create_app" in _server_worker_command(port)
+        assert "tracking_server.app:create_basic_auth_app" in _server_worker_command(port)
     finally:
         assert set(local.down()) == {"server"}
-
-
-class _ResponseCatcher:
-    """An HTTP server on loopback that records CloudFormation custom-resource responses."""
-
-    def __init__(self) -> None:
-        import http.server
-        import json
-
-        received = self.received = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_PUT(self):
-                length = int(self.headers["Content-Length"])
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/response"
-
-
-def test_team_user_function_creates_updates_and_deletes_the_user(platform, monkeypatch):
-    """The environment's custom-resource code, run against the real tracking server, its
-    Secrets Manager calls checked against botocore's own model."""
-    import json
-
-    import boto3
-    from botocore.stub import Stubber
-
-    from environment_template import team_users_function as function
-
-    _, details = platform
-    secrets = {
-        "arn:admin": {"username": "admin", "password": details["password"]},
-        "arn:team": {"username": "fraud", "password": "first-password-123"},
-    }
-    client = boto3.client("secretsmanager", region_name="eu-west-1",
-                          aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
-    stubber = Stubber(client)
-    monkeypatch.setattr(function.boto3, "client", lambda service: client)
-    monkeypatch.setenv("AUTH_MODE", "basic")
-    monkeypatch.setenv("TRACKING_URL", details["tracking_uri"])
-    monkeypatch.setenv("ADMIN_SECRET_ARN", "arn:admin")
-    catcher = _ResponseCatcher()
-
-    def call(request_type, physical_id=None):
-        for arn in ("arn:admin", "arn:team")[: 1 if request_type == "Delete" else 2]:
-            stubber.add_response("get_secret_value", {"SecretString": json.dumps(secrets[arn])},
-                                 {"SecretId": arn})  # fmt: skip
-        event = {
-            "RequestType": request_type, "ResponseURL": catcher.url, "StackId": "stack",
-            "RequestId": request_type, "LogicalResourceId": "TeamUser",
-            "ResourceProperties": {"SecretArn": "arn:team", "Username": "fraud"},
-        }  # fmt: skip
-        if physical_id:
-            event["PhysicalResourceId"] = physical_id
-        with stubber:
-            function.handler(event)
-        stubber.assert_no_pending_responses()
-        return catcher.received[-1]
-
-    def status_as(password):
-        return requests.get(f"{details['tracking_uri']}/api/2.0/mlflow/experiments/search",
-                            params={"max_results": 1}, auth=("fraud", password),
-                            timeout=30).status_code  # fmt: skip
-
-    created = call("Create")
-    assert (created["Status"], created["Reason"], created["PhysicalResourceId"]) == (
-        "SUCCESS", "created", "fraud",
-    )  # fmt: skip
-    assert status_as("first-password-123") == 200
-
-    secrets["arn:team"]["password"] = "second-password-456"
-    updated = call("Update", physical_id="fraud")
-    assert (updated["Status"], updated["Reason"]) == ("SUCCESS", "updated")
-    assert status_as("second-password-456") == 200
-    assert status_as("first-password-123") == 401
-
-    deleted = call("Delete", physical_id="fraud")
-    assert deleted["Status"] == "SUCCESS"
-    assert status_as("second-password-456") == 401
-
-
-def test_team_user_function_reports_failure_to_cloudformation(platform, monkeypatch):
-    import json
-
-    import boto3
-    from botocore.stub import Stubber
-
-    from environment_template import team_users_function as function
-
-    _, details = platform
-    client = boto3.client("secretsmanager", region_name="eu-west-1",
-                          aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
-    stubber = Stubber(client)
-    stubber.add_response("get_secret_value",
-                         {"SecretString": json.dumps({"username": "admin", "password": "wrong"})},
-                         {"SecretId": "arn:admin"})  # fmt: skip
-    stubber.add_response("get_secret_value",
-                         {"SecretString": json.dumps({"username": "t2", "password": "p" * 16})},
-                         {"SecretId": "arn:team"})  # fmt: skip
-    monkeypatch.setattr(function.boto3, "client", lambda service: client)
-    monkeypatch.setenv("AUTH_MODE", "basic")
-    monkeypatch.setenv("TRACKING_URL", details["tracking_uri"])
-    monkeypatch.setenv("ADMIN_SECRET_ARN", "arn:admin")
-    catcher = _ResponseCatcher()
-    with stubber:
-        function.handler({
-            "RequestType": "Create", "ResponseURL": catcher.url, "StackId": "s",
-            "RequestId": "r", "LogicalResourceId": "TeamUser",
-            "ResourceProperties": {"SecretArn": "arn:team", "Username": "t2"},
-        })  # fmt: skip
-    [response] = catcher.received
-    assert response["Status"] == "FAILED"
-    assert "creating MLflow user t2: HTTP 401" in response["Reason"]
 
 
 def _server_worker_command(port: str) -> str:

@@ -32,6 +32,7 @@ def test_environment_schema_keeps_every_constraint(environment):
     }
     assert props["nat_gateways"] == {
         "type": "number",
+        "title": "NAT gateways",
         "description": environment["Parameters"]["NatGateways"]["Description"],
         "default": 1,
         "enum": [1, 2],

@@ -163,7 +163,9 @@ def test_team_gets_mlflow_credentials_without_a_manual_step(service, environment
     evaluator = Evaluator(service, parameters={"EnvironmentName": "prod", "TeamName": "fraud"})
     assert evaluator.eval(secret["Properties"]["Name"]) == "mlflow-platform/prod/teams/fraud"
     generated = secret["Properties"]["GenerateSecretString"]
-    assert json.loads(evaluator.eval(generated["SecretStringTemplate"])) == {"username": "fraud"}
+    assert json.loads(evaluator.eval(generated["SecretStringTemplate"])) == {
+        "username": "team/fraud"
+    }
     [(_, user)] = [
         (n, r) for n, r in service["Resources"].items() if r["Type"] == "Custom::MlflowTeamUser"
     ]

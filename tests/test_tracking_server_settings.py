@@ -22,6 +22,10 @@ GOOD = {
     names.DB_PASSWORD: "p@ss:w/rd%?#&=",
     names.ARTIFACTS_DESTINATION: "s3://bucket-1/artifacts",
     names.ALLOWED_HOSTS: "*.execute-api.eu-west-1.amazonaws.com",
+    # Both modes keep MLflow's users: iam mode needs the admin and session key too.
+    names.ADMIN_USERNAME: "admin",
+    names.ADMIN_PASSWORD: "a-long-admin-password",
+    names.SECRET_KEY: "k" * 48,
 }
 BASIC = {
     **GOOD,
@@ -100,10 +104,17 @@ def test_entrypoint_refuses_to_start_with_exit_code_2():
 
 
 def test_no_secret_reaches_the_server_command_line(tmp_path, monkeypatch):
+    """(The auth database is prepared against a real PostgreSQL in the local platform's
+    tests; here there is none.)"""
+    from tracking_server import entrypoint
+
+    monkeypatch.setattr(entrypoint, "ensure_auth_database", lambda settings: "sqlite:///auth")
+    monkeypatch.setattr(entrypoint, "prepare_auth", lambda settings, uri: None)
     for key, value in GOOD.items():
         monkeypatch.setenv(key, value)
     argv, env = server_command(from_environ(GOOD), tmp_path)
-    assert not any(GOOD[names.DB_PASSWORD] in arg for arg in argv)
+    for secret in (names.DB_PASSWORD, names.ADMIN_PASSWORD, names.SECRET_KEY):
+        assert not any(GOOD[secret] in arg for arg in argv)
     assert "--allowed-hosts" in argv
     assert env["MLFLOW_BACKEND_STORE_URI"].startswith("pgbulk://mlflow:")
     assert env["MLFLOW_REGISTRY_STORE_URI"].startswith("postgresql+psycopg2://mlflow:")

@@ -57,7 +57,11 @@ def test_example_specs_render_with_every_input_bound(rendered):
             "database_backup_retention_days: 40",
             "input database_backup_retention_days = 40 must be at most 35",
         ),
-        ("vpc_size: 3", "input vpc_size = 3 is not an input of this template (inputs: auth_mode"),
+        (
+            "vpc_size: 3",
+            "input vpc_size = 3 is not an input of this template (inputs: admin_principals, "
+            "auth_mode",
+        ),
     ],
 )
 def test_bad_environment_specs_are_refused_naming_file_input_value_and_rule(

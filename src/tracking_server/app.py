@@ -85,9 +85,12 @@ def create_basic_auth_app() -> HotPaths:
     """MLflow's basic-auth application, as `--app-name basic-auth` builds it."""
     from mlflow.server.auth import create_app as with_basic_auth
 
+    from tracking_server import team_users
+
     def build(flask_app: Any) -> Any:
         served = with_basic_auth(flask_app)
         _refuse_unusable_credentials_first(flask_app)
+        team_users.install(flask_app)
         return served
 
     return _platform_app(build)

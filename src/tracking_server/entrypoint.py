@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tracking_server import app, store_plugin
+from tracking_server import app, store_plugin, team_users
 from tracking_server import settings as names
 from tracking_server.settings import Settings, SettingsError, from_environ
 
@@ -26,6 +26,10 @@ DATABASE_WAIT_SECONDS = 300
 _MIGRATION_LOCK = 0x6D6C666C  # "mlfl": one advisory lock id for every task of the platform
 # Each user sees only what they created or were granted; the admin grants the rest.
 DEFAULT_PERMISSION = "NO_PERMISSIONS"
+AUTHORIZATION = {
+    "basic": "mlflow.server.auth:authenticate_request_basic_auth",
+    "iam": "tracking_server.identity:authenticate_request",
+}
 
 
 def log(message: str) -> None:
@@ -116,6 +120,7 @@ def prepare_auth(settings: Settings, auth_uri: str) -> None:
 
     store = SqlAlchemyStore()
     store.init_db(auth_uri)
+    team_users.create_table(store.engine)
     assert settings.admin_username and settings.admin_password
     if not store.has_user(settings.admin_username):
         log(f"creating admin user {settings.admin_username}")
@@ -131,7 +136,7 @@ def auth_config(settings: Settings, auth_uri: str, directory: Path) -> Path:
             f"default_permission = {DEFAULT_PERMISSION}\n"
             f"database_uri = {auth_uri}\n"
             f"admin_username = {settings.admin_username}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            f"authorization_function = {AUTHORIZATION[settings.auth_mode]}\n"
             f"auth_cache_ttl_seconds = {settings.auth_cache_seconds}\n"
         )
     return path
@@ -160,15 +165,14 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
         "--serve-artifacts",
         "--allowed-hosts", ",".join(allowed),
     ]  # fmt: skip
-    if settings.auth_mode == "basic":
-        auth_uri = ensure_auth_database(settings)
-        prepare_auth(settings, auth_uri)
-        env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(settings, auth_uri, config_dir))
-        assert settings.secret_key
-        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = settings.secret_key
-        argv += ["--app-name", app.BASIC_AUTH]
-    else:
-        argv += ["--app-name", app.OPEN]
+    # Both modes: MLflow's users and per-experiment permissions; they differ in who the
+    # caller is (identity.py).
+    auth_uri = ensure_auth_database(settings)
+    prepare_auth(settings, auth_uri)
+    env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(settings, auth_uri, config_dir))
+    assert settings.secret_key
+    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = settings.secret_key
+    argv += ["--app-name", app.BASIC_AUTH]
     return argv, env
 
 

@@ -25,6 +25,8 @@ DB_PORT = "MLFLOW_PLATFORM_DB_PORT"
 DB_NAME = "MLFLOW_PLATFORM_DB_NAME"
 ARTIFACTS_DESTINATION = "MLFLOW_PLATFORM_ARTIFACTS_DESTINATION"
 ALLOWED_HOSTS = "MLFLOW_PLATFORM_ALLOWED_HOSTS"
+# iam mode: IAM roles or users (ARNs, comma-separated) whose signed requests act as the admin.
+ADMIN_PRINCIPALS = "MLFLOW_PLATFORM_ADMIN_PRINCIPALS"
 # Optional.
 SERVER_PORT = "MLFLOW_PLATFORM_PORT"
 BIND_ADDRESS = "MLFLOW_PLATFORM_BIND_ADDRESS"
@@ -39,6 +41,19 @@ ADMIN_USERNAME = "MLFLOW_PLATFORM_ADMIN_USERNAME"
 ADMIN_PASSWORD = "MLFLOW_PLATFORM_ADMIN_PASSWORD"
 SECRET_KEY = "MLFLOW_PLATFORM_SECRET_KEY"
 
+# iam mode: the header in which API Gateway hands the SigV4-verified caller to the server. Team
+# APIs overwrite it on every request (HTTP API parameter mapping), so a client cannot set it.
+CALLER_HEADER = "X-Mlflow-Platform-Caller"
+CALLER_MAPPING = f"overwrite:header.{CALLER_HEADER}"
+CALLER_VALUE = "$context.identity.userArn"
+PRINCIPAL_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(iam|sts)::([0-9]{12}):(role|user|assumed-role)/([\w+=,.@/-]+)$"
+)
+
+# A team's MLflow user is TEAM_USER_PREFIX + its team name: a namespace the server keeps for
+# team stacks (team_users.py), which service stacks name in their team secret.
+TEAM_USER_PREFIX = "team/"
+
 SECRETS = (DB_USERNAME, DB_PASSWORD, ADMIN_USERNAME, ADMIN_PASSWORD, SECRET_KEY)
 
 # One uvicorn process per task; more capacity comes from more tasks. With several workers
@@ -49,6 +64,19 @@ DEFAULT_WORKERS = 1
 DEFAULT_AUTH_CACHE_SECONDS = 60
 MIN_PASSWORD = 12
 MIN_SECRET_KEY = 32
+
+
+def principal_key(arn: str) -> str | None:
+    """`<account>:role/<name>` or `<account>:user/<name>` for an IAM role, a session of it or
+    an IAM user; None for anything else. A role session's ARN carries the role's name but not
+    its path, so the path is dropped from role ARNs too."""
+    match = PRINCIPAL_ARN.match(arn)
+    if match is None:
+        return None
+    _, account, kind, rest = match.groups()
+    if kind == "assumed-role":
+        return f"{account}:role/{rest.split('/')[0]}"
+    return f"{account}:{kind}/{rest.rsplit('/', 1)[-1]}"
 
 
 def cloud_hosts(*, load_balancer_dns_name: str, region: str, url_suffix: str) -> str:
@@ -113,6 +141,7 @@ class Settings:
     admin_username: str | None
     admin_password: str | None
     secret_key: str | None
+    admin_principals: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never print a secret
         return f"Settings(auth_mode={self.auth_mode!r}, port={self.port}, workers={self.workers})"
@@ -181,8 +210,14 @@ def from_environ(env: Mapping[str, str]) -> Settings:
         if not _HOST.match(host):
             problems.append(f"{ALLOWED_HOSTS}: {host!r} is not a host name, *.domain or host:port")
 
+    principals = tuple(p.strip() for p in env.get(ADMIN_PRINCIPALS, "").split(",") if p.strip())
+    for principal in principals:
+        if not PRINCIPAL_ARN.match(principal) or principal.split(":")[5].startswith("assumed"):
+            problems.append(f"{ADMIN_PRINCIPALS}: {principal!r} is not an IAM role or user ARN")
+
+    # Both modes keep MLflow's users and permissions: basic checks a password, iam the caller.
     admin_username = admin_password = secret_key = None
-    if auth_mode == "basic":
+    if auth_mode in AUTH_MODES:
         admin_username = _required(env, ADMIN_USERNAME, problems, "the MLflow admin user")
         if admin_username and not _USERNAME.match(admin_username):
             problems.append(f"{ADMIN_USERNAME}={admin_username!r}: letters, digits and ._@-")
@@ -207,6 +242,7 @@ def from_environ(env: Mapping[str, str]) -> Settings:
         admin_username=admin_username,
         admin_password=admin_password,
         secret_key=secret_key,
+        admin_principals=principals,
     )  # fmt: skip
     if problems:
         raise SettingsError(problems)

@@ -1,0 +1,263 @@
+"""Teams as attackers, in basic mode, against the real server and the deployed function code.
+
+A team controls its stack's inputs (the team name) and may hold `lambda:InvokeFunction` on
+the team-user function; any logged-in user can list MLflow's users. None of that may reach
+another team's user or a person's account.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from function_harness import STACK, TEAM_ARN, Stack, invoke
+
+# MLflow answers a sign-in as a user that does not exist with 404 (its auth store's
+# RESOURCE_DOES_NOT_EXIST), a wrong password with 401.
+GONE = (401, 404)
+OTHER_STACK = "arn:aws:cloudformation:us-east-1:123456789012:stack/team-other/9z8y7x"
+
+
+def _status(details, username: str, password: str) -> int:
+    return requests.get(
+        f"{details['tracking_uri']}/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        auth=(username, password),
+        timeout=30,
+    ).status_code
+
+
+def _admin(details) -> dict[str, str]:
+    return {"username": details["username"], "password": details["password"]}
+
+
+def _create_person(details, username: str, password: str) -> None:
+    response = requests.post(
+        f"{details['tracking_uri']}/api/2.0/mlflow/users/create",
+        json={"username": username, "password": password},
+        auth=(details["username"], details["password"]),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+def _team(name: str) -> str:
+    """A team name no other test uses (the platform lives for the whole session)."""
+    return f"{name}{time.time_ns() % 10**9}"
+
+
+def _create(monkeypatch, details, team: str, *, stack: Stack, password: str = "t" * 24):
+    return invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                  team_secret={"username": f"team/{team}", "password": password},
+                  request_type="Create", stack=stack, team=team)  # fmt: skip
+
+
+@pytest.mark.parametrize("victim", ["person", "admin"])
+def test_a_team_named_like_a_person_or_an_admin_cannot_take_their_account(
+    platform, monkeypatch, victim
+):
+    _, details = platform
+    if victim == "admin":
+        name, password = details["username"], details["password"]
+    else:
+        name, password = _team("alice"), "alice-password-123"
+        _create_person(details, name, password)
+    response = _create(monkeypatch, details, name, stack=Stack())
+    assert response is not None and response["Status"] == "SUCCESS", response
+    # The team got its own user, in the team namespace; the victim's password still works.
+    assert response["PhysicalResourceId"] == f"team/{name}"
+    assert _status(details, name, password) == 200
+    assert _status(details, name, "t" * 24) == 401
+    assert _status(details, f"team/{name}", "t" * 24) == 200
+
+
+def test_a_user_in_the_team_namespace_not_made_for_a_stack_is_refused_and_untouched(
+    platform, monkeypatch
+):
+    """A user of that name from before the namespace was kept (made here in the auth store
+    directly, as MLflow's own API now refuses it)."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    from tracking_server.settings import from_environ
+
+    local, details = platform
+    team = _team("legacy")
+    database = from_environ(local.server_environment(local._state(), local._credentials())).database
+    store = SqlAlchemyStore()
+    store.init_db(database.uri(database.auth_database))
+    store.create_user(f"team/{team}", "legacy-password-123")
+    response = _create(monkeypatch, details, team, stack=Stack())
+    assert response is not None and response["Status"] == "FAILED"
+    assert (
+        f"team {team}: MLflow user team/{team} exists and was not created for a team"
+        in (response["Reason"])
+    )
+    assert _status(details, f"team/{team}", "legacy-password-123") == 200
+
+
+def test_a_second_stack_with_the_same_team_name_cannot_take_or_delete_the_first_ones_user(
+    platform, monkeypatch
+):
+    _, details = platform
+    team = _team("fraud")
+    assert _create(monkeypatch, details, team, stack=Stack())["Status"] == "SUCCESS"
+    other = Stack(stack_id=OTHER_STACK)
+    taken = _create(monkeypatch, details, team, stack=other, password="o" * 24)
+    assert taken["Status"] == "FAILED"
+    assert f"team {team}: MLflow user team/{team} belongs to stack {STACK}" in taken["Reason"]
+    gone = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                  team_secret=None, request_type="Delete", team=team,
+                  stack=Stack(stack_id=OTHER_STACK, user_status="DELETE_IN_PROGRESS"),
+                  physical_id=f"team/{team}")  # fmt: skip
+    assert gone["Status"] == "FAILED" and f"belongs to stack {STACK}" in gone["Reason"]
+    assert _status(details, f"team/{team}", "t" * 24) == 200
+    assert _status(details, f"team/{team}", "o" * 24) == 401
+
+
+@pytest.mark.parametrize(
+    ("case", "stack", "request_type", "reason"),
+    [
+        (
+            "a Delete while the stack is not deleting it",
+            Stack(user_status="CREATE_COMPLETE", user_physical_id="team/{team}"),
+            "Delete",
+            "is CREATE_COMPLETE: no Delete under way",
+        ),
+        (
+            "an Update while the stack is not updating",
+            Stack(user_status="CREATE_COMPLETE", user_physical_id="team/{team}"),
+            "Update",
+            "is CREATE_COMPLETE: no Update under way",
+        ),
+        (
+            "a stack that does not exist",
+            Stack(stack_id=OTHER_STACK, exists=False),
+            "Delete",
+            "does not exist",
+        ),
+        (
+            "a Create naming a secret the stack does not own",
+            Stack(stack_id=OTHER_STACK, secrets=[]),
+            "Create",
+            f"does not own secret {TEAM_ARN}",
+        ),
+    ],
+)
+def test_a_forged_event_changes_nothing_and_is_answered_failed(
+    platform, monkeypatch, case, stack, request_type, reason
+):
+    _, details = platform
+    team = _team("victim")
+    assert _create(monkeypatch, details, team, stack=Stack())["Status"] == "SUCCESS"
+    if stack.user_physical_id:
+        stack.user_physical_id = stack.user_physical_id.format(team=team)
+    response = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                      team_secret={"username": f"team/{team}", "password": "f" * 24},
+                      request_type=request_type, stack=stack, team=team,
+                      physical_id=f"team/{team}")  # fmt: skip
+    assert response is not None and response["Status"] == "FAILED", case
+    assert (
+        "not confirmed by CloudFormation" in response["Reason"] and reason in (response["Reason"])
+    ), response["Reason"]
+    assert _status(details, f"team/{team}", "t" * 24) == 200  # untouched
+    assert _status(details, f"team/{team}", "f" * 24) == 401
+
+
+def test_the_function_answers_only_cloudformations_response_urls(platform, monkeypatch, capsys):
+    _, details = platform
+    response = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                      team_secret=None, request_type="Delete", team="x",
+                      stack=Stack(user_status="CREATE_COMPLETE", user_physical_id="team/x"),
+                      response_url="http://10.0.0.5/steal")  # fmt: skip
+    assert response is None
+    assert '"refused": "response URL"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("users/create", {"username": "team/sneaky", "password": "sneaky-password-1"}),
+        ("users/update-password", {"username": "team/{team}", "password": "x" * 20}),
+        ("users/update-admin", {"username": "team/{team}", "is_admin": True}),
+        ("users/delete", {"username": "team/{team}"}),
+    ],
+)
+def test_mlflows_own_user_api_refuses_the_team_namespace_even_to_an_admin(
+    platform, monkeypatch, path, body
+):
+    _, details = platform
+    team = _team("kept")
+    assert _create(monkeypatch, details, team, stack=Stack())["Status"] == "SUCCESS"
+    body = {k: v.format(team=team) if isinstance(v, str) else v for k, v in body.items()}
+    method = {"users/update-password": "PATCH", "users/update-admin": "PATCH",
+              "users/delete": "DELETE"}.get(path, "POST")  # fmt: skip
+    response = requests.request(
+        method, f"{details['tracking_uri']}/api/2.0/mlflow/{path}", json=body,
+        auth=(details["username"], details["password"]), timeout=30,
+    )  # fmt: skip
+    assert response.status_code == 403, response.text
+    assert "belong to team stacks" in response.json()["message"]
+    assert _status(details, f"team/{team}", "t" * 24) == 200
+
+
+def test_only_an_admin_may_call_the_platforms_team_user_api(platform):
+    _, details = platform
+    person = _team("bob")
+    _create_person(details, person, "bob-password-1234")
+    response = requests.post(
+        f"{details['tracking_uri']}/api/2.0/mlflow-platform/team-users/ensure",
+        json={"team": "bobs", "password": "b" * 20, "owner": STACK},
+        auth=(person, "bob-password-1234"),
+        timeout=30,
+    )
+    assert response.status_code == 403
+    assert _status(details, "team/bobs", "b" * 20) == 401
+
+
+def test_a_team_user_follows_its_stack_through_update_rename_and_delete(platform, monkeypatch):
+    _, details = platform
+    team, renamed = _team("life"), _team("renamed")
+    assert _create(monkeypatch, details, team, stack=Stack())["Reason"] == "created"
+    # A new password in the secret (an Update of the stack) re-passwords the user.
+    updated = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                     team_secret={"username": f"team/{team}", "password": "n" * 24},
+                     request_type="Update", team=team, physical_id=f"team/{team}",
+                     stack=Stack(user_status="UPDATE_IN_PROGRESS",
+                                 user_physical_id=f"team/{team}"))  # fmt: skip
+    assert (updated["Status"], updated["Reason"]) == ("SUCCESS", "updated"), updated
+    assert _status(details, f"team/{team}", "n" * 24) == 200
+    assert _status(details, f"team/{team}", "t" * 24) == 401
+    # A new team name: a new user; CloudFormation then deletes the old one in its cleanup.
+    moved = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                   team_secret={"username": f"team/{renamed}", "password": "r" * 24},
+                   request_type="Update", team=renamed, physical_id=f"team/{team}",
+                   stack=Stack(user_status="UPDATE_IN_PROGRESS",
+                               user_physical_id=f"team/{team}"))  # fmt: skip
+    assert moved["PhysicalResourceId"] == f"team/{renamed}", moved
+    cleanup = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                     team_secret=None, request_type="Delete", team=team,
+                     physical_id=f"team/{team}",
+                     stack=Stack(user_status="UPDATE_COMPLETE",
+                                 user_physical_id=f"team/{renamed}"))  # fmt: skip
+    assert (cleanup["Status"], cleanup["Reason"]) == ("SUCCESS", "deleted"), cleanup
+    assert _status(details, f"team/{team}", "n" * 24) in GONE
+    assert _status(details, f"team/{renamed}", "r" * 24) == 200
+    # The stack goes: its user goes.
+    deleted = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                     team_secret=None, request_type="Delete", team=renamed,
+                     physical_id=f"team/{renamed}",
+                     stack=Stack(user_status="DELETE_IN_PROGRESS",
+                                 user_physical_id=f"team/{renamed}"))  # fmt: skip
+    assert deleted["Status"] == "SUCCESS", deleted
+    assert _status(details, f"team/{renamed}", "r" * 24) in GONE
+
+
+def test_a_wrong_admin_credential_is_reported_to_cloudformation(platform, monkeypatch):
+    _, details = platform
+    response = invoke(monkeypatch, tracking_url=details["tracking_uri"],
+                      admin={"username": details["username"], "password": "wrong-password-1"},
+                      team_secret={"username": "team/t2", "password": "p" * 24},
+                      request_type="Create", stack=Stack(), team="t2")  # fmt: skip
+    assert response["Status"] == "FAILED"
+    assert response["Reason"].startswith("ensure: HTTP 401")
