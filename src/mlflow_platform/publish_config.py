@@ -157,9 +157,7 @@ def parse(data: object, *, source: str) -> PublishConfig:
             launch_role_arn=role,
             principals=tuple(str(p) for p in principals),
             older_versions=older,  # type: ignore[arg-type]
-            support=Support(
-                description=support_description, email=support_email, url=support_url
-            ),
+            support=Support(description=support_description, email=support_email, url=support_url),
         ),
     )
 
