@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tracking_server import app, store_plugin, team_users
+from tracking_server import app, identity, store_plugin, team_users
 from tracking_server import settings as names
 from tracking_server.settings import Settings, SettingsError, from_environ
 
@@ -28,7 +28,7 @@ _MIGRATION_LOCK = 0x6D6C666C  # "mlfl": one advisory lock id for every task of t
 DEFAULT_PERMISSION = "NO_PERMISSIONS"
 AUTHORIZATION = {
     "basic": "mlflow.server.auth:authenticate_request_basic_auth",
-    "iam": "tracking_server.identity:authenticate_request",
+    "iam": identity.AUTHORIZATION_FUNCTION,
 }
 
 

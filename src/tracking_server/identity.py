@@ -19,6 +19,14 @@ from typing import Any
 
 from tracking_server.settings import ADMIN_PRINCIPALS, CALLER_HEADER, principal_key
 
+AUTHORIZATION_FUNCTION = "tracking_server.identity:authenticate_request"
+
+
+def from_team_api(headers: Any, authorization_function: str) -> bool:
+    """An iam-mode request through a team API: its Authorization header is the client's SigV4
+    signature, which API Gateway verified and passes on, not an MLflow credential."""
+    return authorization_function == AUTHORIZATION_FUNCTION and bool(headers.get(CALLER_HEADER))
+
 
 def _admin_keys() -> frozenset[str]:
     keys = (principal_key(p.strip()) for p in os.environ.get(ADMIN_PRINCIPALS, "").split(","))
