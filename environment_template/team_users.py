@@ -27,7 +27,11 @@ HANDLER_SOURCE = Path(__file__).with_name("team_users_function.py")
 INLINE_LIMIT = 4096
 # Where CloudFormation's custom-resource responses go: pre-signed S3 URLs. The function sends
 # nothing anywhere else, so a forged event cannot make it call an address of the sender's.
-RESPONSE_URL_PATTERN = r"^https://[a-z0-9.-]+\.amazonaws\.com(\.cn)?/"
+# (https://cloudformation-custom-resource-response-<region>.s3[.-]<region>.amazonaws.com/...)
+RESPONSE_URL_PATTERN = (
+    r"^https://cloudformation-custom-resource-response-[a-z0-9]+\.s3[.-]([a-z0-9-]+\.)?"
+    r"amazonaws\.com(\.cn)?/"
+)
 _INDENT = re.compile(r"^((?:    )+)", re.MULTILINE)
 
 

@@ -47,7 +47,10 @@ def unconfirmed(event):
     arn, role = props["SecretArn"], props["Principal"]
     if kind != "Delete" and ("AWS::SecretsManager::Secret", arn) not in owned:
         return f"stack {stack} does not own secret {arn}"
-    if kind != "Delete" and ("AWS::IAM::Role", role.rsplit("/", 1)[-1]) not in owned:
+    if kind != "Delete" and (
+        ("AWS::IAM::Role", role.rsplit("/", 1)[-1]) not in owned
+        or role.split(":")[4] != stack.split(":")[4]
+    ):
         return f"stack {stack} does not own role {role}"
 
 
@@ -91,12 +94,14 @@ def handler(event, context=None):
             if pid.startswith("team/"):
                 reason = call("delete", {"username": pid, "owner": owner})["result"]
         else:
-            team = secret(props["SecretArn"])
+            name, team = "team/" + props["Team"], secret(props["SecretArn"])
+            if team["username"] != name:
+                raise RuntimeError(f"the team secret names {team['username']}, not {name}")
+            if kind == "Create":
+                pid = name  # so that a rollback deletes what this may have made
             done = call("ensure", {"team": props["Team"], "password": team["password"],
                                    "owner": owner, "principal": props["Principal"]})  # fmt: skip
             reason, pid = done["result"], done["username"]
-            if team["username"] != pid:
-                status, reason = "FAILED", f"the team secret names {team['username']}, not {pid}"
     except Exception as error:
         status, reason = "FAILED", str(error)[:500]
     print(json.dumps({"request": event.get("RequestType"), "stack": event.get("StackId"),

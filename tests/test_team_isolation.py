@@ -110,7 +110,11 @@ def test_a_second_stack_with_the_same_team_name_cannot_take_or_delete_the_first_
                   team_secret=None, request_type="Delete", team=team,
                   stack=Stack(stack_id=OTHER_STACK, user_status="DELETE_IN_PROGRESS"),
                   physical_id=f"team/{team}")  # fmt: skip
-    assert gone["Status"] == "FAILED" and f"belongs to stack {STACK}" in gone["Reason"]
+    # Its own deletion finishes; the first stack's user is not its to delete.
+    assert (gone["Status"], gone["Reason"]) == (
+        "SUCCESS",
+        f"not this stack's user: team/{team} left as it is",
+    )
     assert _status(details, f"team/{team}", "t" * 24) == 200
     assert _status(details, f"team/{team}", "o" * 24) == 401
 
@@ -181,6 +185,7 @@ def test_the_function_answers_only_cloudformations_response_urls(platform, monke
         ("users/update-password", {"username": "team/{team}", "password": "x" * 20}),
         ("users/update-admin", {"username": "team/{team}", "is_admin": True}),
         ("users/delete", {"username": "team/{team}"}),
+        ("users/create-ui", {"username": "team/squat", "password": "squat-password-1"}),
     ],
 )
 def test_mlflows_own_user_api_refuses_the_team_namespace_even_to_an_admin(
@@ -192,8 +197,9 @@ def test_mlflows_own_user_api_refuses_the_team_namespace_even_to_an_admin(
     body = {k: v.format(team=team) if isinstance(v, str) else v for k, v in body.items()}
     method = {"users/update-password": "PATCH", "users/update-admin": "PATCH",
               "users/delete": "DELETE"}.get(path, "POST")  # fmt: skip
+    as_form = {"data": body} if path.endswith("-ui") else {"json": body}  # the signup page's form
     response = requests.request(
-        method, f"{details['tracking_uri']}/api/2.0/mlflow/{path}", json=body,
+        method, f"{details['tracking_uri']}/api/2.0/mlflow/{path}", **as_form,
         auth=(details["username"], details["password"]), timeout=30,
     )  # fmt: skip
     assert response.status_code == 403, response.text
@@ -219,6 +225,7 @@ def test_a_team_user_follows_its_stack_through_update_rename_and_delete(platform
     _, details = platform
     team, renamed = _team("life"), _team("renamed")
     assert _create(monkeypatch, details, team, stack=Stack())["Reason"] == "created"
+    assert _status(details, f"team/{team}", "t" * 24) == 200  # now in MLflow's credential cache
     # A new password in the secret (an Update of the stack) re-passwords the user.
     updated = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
                      team_secret={"username": f"team/{team}", "password": "n" * 24},
@@ -261,3 +268,60 @@ def test_a_wrong_admin_credential_is_reported_to_cloudformation(platform, monkey
                       request_type="Create", stack=Stack(), team="t2")  # fmt: skip
     assert response["Status"] == "FAILED"
     assert response["Reason"].startswith("ensure: HTTP 401")
+
+
+def test_a_forged_update_cannot_make_a_user_under_the_victims_stack(platform, monkeypatch):
+    """While the victim's stack updates, an event naming another team with the victim's
+    secret: refused before anything is made, since the secret names the victim's team."""
+    _, details = platform
+    victim, junk = _team("vic"), _team("junk")
+    assert _create(monkeypatch, details, victim, stack=Stack())["Status"] == "SUCCESS"
+    forged = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                    team_secret={"username": f"team/{victim}", "password": "t" * 24},
+                    request_type="Update", team=junk, physical_id=f"team/{victim}",
+                    stack=Stack(user_status="UPDATE_IN_PROGRESS",
+                                user_physical_id=f"team/{victim}"))  # fmt: skip
+    assert forged["Status"] == "FAILED"
+    assert f"the team secret names team/{victim}, not team/{junk}" in forged["Reason"]
+    assert forged["PhysicalResourceId"] == f"team/{victim}"
+    assert _status(details, f"team/{junk}", "t" * 24) in GONE
+    assert _status(details, f"team/{victim}", "t" * 24) == 200
+
+
+def test_a_role_of_another_account_is_not_the_stacks_role(platform, monkeypatch):
+    _, details = platform
+    team = _team("acct")
+    foreign = "arn:aws:iam::999999999999:role/team-fraud-TeamRole-1A2B3C"  # same name
+    response = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                      team_secret={"username": f"team/{team}", "password": "t" * 24},
+                      request_type="Create", stack=Stack(), team=team,
+                      principal=foreign)  # fmt: skip
+    assert response["Status"] == "FAILED" and f"does not own role {foreign}" in response["Reason"]
+    assert _status(details, f"team/{team}", "t" * 24) in GONE
+
+
+@pytest.mark.parametrize(
+    ("url", "answered"),
+    [
+        # CloudFormation's pre-signed response URLs, in the forms S3 has used.
+        ("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a?b=c", True),
+        (
+            "https://cloudformation-custom-resource-response-uswest2.s3-us-west-2.amazonaws.com/a",
+            True,
+        ),
+        (
+            "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/a",
+            True,
+        ),
+        ("https://ec2-203-0-113-5.compute-1.amazonaws.com/steal", False),
+        ("https://attacker-bucket.s3.amazonaws.com/steal", False),
+        ("https://a1b2c3.execute-api.us-east-1.amazonaws.com/steal", False),
+        ("http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a", False),
+    ],
+)
+def test_responses_go_only_to_cloudformations_response_urls(url, answered):
+    import re
+
+    from environment_template.team_users import RESPONSE_URL_PATTERN
+
+    assert bool(re.match(RESPONSE_URL_PATTERN, url)) is answered

@@ -51,7 +51,7 @@ def authenticate_request() -> Any:
 
     caller = request.headers.get(CALLER_HEADER, "")
     if caller:
-        key = principal_key(caller)
+        key = principal_key(caller) if "," not in caller else None  # one caller, one value
         if key is None:
             return _forbidden(f"caller {caller!r} is not an IAM role or user")
         if key in _admin_keys():

@@ -27,7 +27,7 @@ API = "/api/2.0/mlflow-platform/team-users/"
 MLFLOW_USER_APIS = frozenset(
     f"/{prefix}/2.0/mlflow/users/{action}"
     for prefix in ("api", "ajax-api")
-    for action in ("create", "update-password", "update-admin", "delete")
+    for action in ("create", "create-ui", "update-password", "update-admin", "delete")
 )
 
 _METADATA = sa.MetaData()
@@ -111,26 +111,36 @@ def ensure(
         else:
             store.create_user(name, password)
             result = "created"
+    _forget_credentials(name)
     return {"username": name, "result": result}
 
 
 def delete(store: Any, *, name: str, owner: str) -> dict[str, str]:
-    """Delete the team user this stack owns; refuse anyone else's."""
+    """Delete the team user this stack owns; anyone else's is left as it is.
+
+    Not an error: from the stack's side there is nothing of its own to delete (a Create that
+    was refused, then rolled back), and its deletion must be able to finish."""
     with store.engine.begin() as db:
         row = db.execute(
             sa.select(OWNERS.c.owner).where(OWNERS.c.username == name).with_for_update()
         ).first()
-        if row is None:
-            if store.has_user(name):
-                raise Refused(f"MLflow user {name} was not created for a team stack; "
-                              "it is left as it is")  # fmt: skip
-            return {"username": name, "result": "already deleted"}
-        if row.owner != owner:
-            raise Refused(f"MLflow user {name} belongs to stack {row.owner}, not {owner}")
+        if row is None or row.owner != owner:
+            kept = store.has_user(name)
+            result = f"not this stack's user: {name} left as it is" if kept else "already deleted"
+            return {"username": name, "result": result}
         if store.has_user(name):
             store.delete_user(name)
         db.execute(OWNERS.delete().where(OWNERS.c.username == name))
+    _forget_credentials(name)
     return {"username": name, "result": "deleted"}
+
+
+def _forget_credentials(name: str) -> None:
+    """MLflow caches a signed-in user's credentials for `auth_cache_ttl_seconds`: forget this
+    worker's, as MLflow's own user routes do. (Other tasks' caches expire on their own.)"""
+    from mlflow.server import auth
+
+    auth._invalidate_user_auth_cache(name)
 
 
 def install(flask_app: Any) -> None:
@@ -211,7 +221,4 @@ def _delete() -> Any:
     if not isinstance(name, str) or not name.startswith(PREFIX):
         return _error(400, "INVALID_PARAMETER_VALUE",
                       f"username = {name!r}: must be a team user ({PREFIX}<team>)")  # fmt: skip
-    try:
-        return delete(store, name=name, owner=body["owner"])
-    except Refused as refused:
-        return _error(409, "PERMISSION_DENIED", str(refused))
+    return delete(store, name=name, owner=body["owner"])
