@@ -451,6 +451,15 @@ class FakeAws:
             principals.append(PrincipalARN)
         return {}
 
+    def _servicecatalog_DisassociatePrincipalFromPortfolio(
+        self, PortfolioId: str, PrincipalARN: str, **_
+    ) -> dict:
+        principals = self._portfolio(PortfolioId)["principals"]
+        if PrincipalARN not in principals:
+            raise ApiError("ResourceNotFoundException", f"{PrincipalARN} has no access")
+        principals.remove(PrincipalARN)
+        return {}
+
     def _product(self, product_id: str) -> dict:
         if product_id not in self.products:
             raise ApiError("ResourceNotFoundException", f"product {product_id} not found")

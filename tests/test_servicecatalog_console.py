@@ -139,3 +139,42 @@ def test_the_fake_refuses_what_the_service_model_refuses(world):
     with pytest.raises(botocore.exceptions.ClientError) as error:
         clients("proton").create_service_template(name="bad name!")
     assert "name: 'bad name!' does not match" in str(error.value)
+
+
+def test_a_principal_removed_from_publish_yaml_loses_access(world, config, tmp_path, sources):
+    paths = write_tree(tmp_path, sources)
+    contractors = "arn:aws:iam::123456789012:role/Contractors"
+    wider = dataclasses.replace(
+        config,
+        servicecatalog=dataclasses.replace(
+            config.servicecatalog, principals=(*config.servicecatalog.principals, contractors)
+        ),
+    )
+    all_ok(run(world, wider, paths, targets=("servicecatalog",))[0])
+    (portfolio,) = world.fake.portfolios.values()
+    assert contractors in portfolio["principals"]
+    outcomes, log = run(world, config, paths, targets=("servicecatalog",))
+    all_ok(outcomes)
+    assert portfolio["principals"] == list(config.servicecatalog.principals)
+    assert log.writes.count("servicecatalog:DisassociatePrincipalFromPortfolio") == 1
+
+
+def test_a_failed_run_then_a_revert_of_publish_yaml_still_repairs(world, config, tmp_path, sources):
+    """The record of the last completed publication is forgotten before a run writes, so
+    reverting publish.yaml after a failure does not find it and skip the repair."""
+    paths = write_tree(tmp_path, sources)
+    all_ok(run(world, config, paths, targets=("servicecatalog",))[0])
+    other_role = "arn:aws:iam::123456789012:role/OtherLaunch"
+    moved = dataclasses.replace(
+        config,
+        servicecatalog=dataclasses.replace(config.servicecatalog, launch_role_arn=other_role),
+    )
+    world.fake.fail("CreateConstraint")  # after the old constraint was deleted
+    (outcome,) = run(world, moved, paths, targets=("servicecatalog",))[0]
+    assert outcome.error
+    launch = [c for c in world.fake.constraints.values() if c["Type"] == "LAUNCH"]
+    assert len(launch) == 1  # one product lost its launch constraint
+    all_ok(run(world, config, paths, targets=("servicecatalog",))[0])  # publish.yaml reverted
+    launch = [c for c in world.fake.constraints.values() if c["Type"] == "LAUNCH"]
+    roles = [c["_parameters"]["RoleArn"] for c in launch]
+    assert roles == [config.servicecatalog.launch_role_arn] * 2

@@ -127,6 +127,20 @@ def _portfolio_steps(
                 run=grant,
             )
         )
+    for arn in sorted(principals - set(settings.principals)):
+
+        def revoke(ctx: dict[str, str], arn: str = arn) -> None:
+            catalog.disassociate_principal_from_portfolio(
+                PortfolioId=ctx["portfolio"], PrincipalARN=arn, PrincipalType="IAM"
+            )
+
+        steps.append(
+            Step(
+                operation="servicecatalog:DisassociatePrincipalFromPortfolio",
+                why=f"remove {arn}'s access: not among the principals in publish.yaml",
+                run=revoke,
+            )
+        )
     return steps
 
 
@@ -177,6 +191,19 @@ def _read_marker(clients: Clients, config: PublishConfig, release: Release) -> d
     except ValueError:
         return None
     return marker if isinstance(marker, dict) else None
+
+
+def _forget_step(clients: Clients, config: PublishConfig, release: Release) -> Step:
+    key = marker_key(config, release)
+
+    def forget(ctx: dict[str, str]) -> None:
+        clients("s3").delete_object(Bucket=config.bucket, Key=key)
+
+    return Step(
+        operation="s3:DeleteObject",
+        why=f"forget the record of the last publication ({key}) until this one completes",
+        run=forget,
+    )
 
 
 def _summary(product: Mapping) -> Mapping:
@@ -258,16 +285,13 @@ def plans(
     principals: set[str] = set()
     constraints: list[dict] = []
     if portfolio is not None:
-        if settings.principals:
-            principals = {
-                p["PrincipalARN"]
-                for p in _pages(
-                    catalog,
-                    "list_principals_for_portfolio",
-                    "Principals",
-                    PortfolioId=portfolio["Id"],
-                )
-            }
+        # Every principal: one that publish.yaml no longer names loses access.
+        principals = {
+            p["PrincipalARN"]
+            for p in _pages(
+                catalog, "list_principals_for_portfolio", "Principals", PortfolioId=portfolio["Id"]
+            )
+        }
         constraints = _pages(
             catalog,
             "list_constraints_for_portfolio",
@@ -275,12 +299,16 @@ def plans(
             PortfolioId=portfolio["Id"],
         )
     context = {"portfolio": portfolio["Id"]} if portfolio else {}
+    portfolio_steps = _portfolio_steps(clients, config, portfolio, principals)
+    if portfolio_steps:
+        recorded = [r for r in releases if markers[r.name] is not None]
+        portfolio_steps[:0] = [_forget_step(clients, config, r) for r in recorded]
     result = [
         Plan(
             channel=CHANNEL,
             subject=f"portfolio {settings.portfolio}",
             decision=None,
-            steps=tuple(_portfolio_steps(clients, config, portfolio, principals)),
+            steps=tuple(portfolio_steps),
             context=context,
         )
     ]
@@ -457,6 +485,10 @@ def _product_plan(
         return Plan(
             channel=CHANNEL, subject=release.name, decision=decision, steps=(), context=context
         )
+    if steps and marker is not None:
+        # Until this run completes, its record no longer describes the product: a failure and
+        # a revert of publish.yaml must not find the old record and skip the repair.
+        steps.insert(0, _forget_step(clients, config, release))
 
     def complete(ctx: dict[str, str]) -> None:
         record = {
