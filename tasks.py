@@ -254,6 +254,41 @@ def image(c, engine="docker", dry_run=False, profile=None, region=None, json=Fal
         print(result.uri)
 
 
+@task(
+    help={
+        "url": "The team API's URL: the TrackingUri output of the team's stack (required).",
+        "port": "Local port to listen on (default 8765; 0 picks a free one).",
+        "bind": "Loopback address to listen on (default 127.0.0.1); any other is refused.",
+        "profile": "The AWS profile whose credentials sign (default: the standard AWS "
+        "configuration: environment, SSO, a role).",
+        "region": "The API's region (default: read from the URL).",
+    },
+)
+def ui(c, url, port=8765, bind="127.0.0.1", profile=None, region=None):
+    """Serve a team's MLflow UI (iam mode) on localhost, every request signed with your own
+    AWS credentials; also a tracking URI for MLflow's client. Stops on Ctrl-C."""
+    from mlflow_platform import aws
+    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.signing_proxy import SigningProxy, frozen_credentials, target
+
+    try:
+        proxy = SigningProxy(
+            to=target(url, region=region),
+            credentials=frozen_credentials(aws.session(profile=profile, region=region)),
+            bind=bind,
+            port=int(port),
+        )
+    except (PlatformError, OSError) as error:
+        raise Exit(f"invoke ui: {error}", code=1) from None
+    print(f"MLflow UI of {url}: {proxy.url}  (MLFLOW_TRACKING_URI={proxy.url}); Ctrl-C stops")
+    try:
+        proxy.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        proxy.close()
+
+
 _TEMPLATES_HELP = "Only this template (repeatable; default: every template)."
 
 
@@ -398,4 +433,4 @@ def _relative(path):
     return str(path.relative_to(ROOT))
 
 
-namespace = Collection(synth, bundle, local, image, publish, outdated, upgrade)
+namespace = Collection(synth, bundle, local, image, publish, outdated, upgrade, ui)

@@ -136,6 +136,8 @@ def test_who_is_refused_and_who_is_the_admin(iam):
     response = outsider.call("GET", "/api/2.0/mlflow/experiments/search",
                              params={"max_results": 1})  # fmt: skip
     assert response.status_code == 403 and "has no MLflow user" in response.text
+    two = As(iam, f"{_session(TEAMS['b'][0])},{_session(ADMIN_ROLE)}")  # a header sent twice
+    assert two.call("GET", "/api/2.0/mlflow/experiments/search").status_code == 403
     not_an_arn = As(iam, "team/a")
     assert (
         not_an_arn.call(
@@ -298,3 +300,86 @@ def test_the_team_api_refuses_bad_signatures_and_overwrites_a_client_caller_head
     )
     assert claimed.status_code == 403, claimed.text
     assert gateway.forwarded[-1] == _session(TEAMS["b"][0])
+
+
+@pytest.fixture
+def proxy(gateway):
+    """`invoke ui` in front of the team API stand-in, signing as team A."""
+    from botocore.credentials import ReadOnlyCredentials
+    from sigv4_gateway import port_of
+
+    from mlflow_platform.signing_proxy import SigningProxy, target
+
+    served = SigningProxy(
+        to=target(f"http://127.0.0.1:{port_of(gateway.url)}", region="us-east-1"),
+        credentials=lambda: ReadOnlyCredentials(TEAM_A_KEY, "team-a-secret-key", None),
+    )
+    served.serve_in_background()
+    yield served
+    served.close()
+
+
+def test_the_example_runs_in_iam_mode_through_the_signing_proxy(iam, gateway, proxy):
+    """Every request the client makes, artifacts and the model included, reaches the server
+    only because the proxy signed it validly: the team API stand-in checks each signature."""
+    from test_examples import _check, _run_example
+
+    before = len(gateway.forwarded)
+    experiment, model = f"proxied-{time.time_ns()}", f"proxied-model-{time.time_ns()}"
+    output = _run_example({"MLFLOW_TRACKING_URI": proxy.url}, experiment, model)
+    _check(iam, output, experiment, model)
+    assert set(gateway.forwarded[before:]) == {_session(TEAMS["a"][0])}
+    assert len(gateway.forwarded) - before > 10
+
+
+def test_the_proxy_signs_with_refreshed_credentials(iam, gateway):
+    """Credentials are read for every request: once the SDK refreshes them (a role session
+    expiring), the next request is signed with the new ones."""
+    import datetime
+
+    from botocore.credentials import RefreshableCredentials
+    from sigv4_gateway import Caller, port_of
+
+    from mlflow_platform.signing_proxy import SigningProxy, target
+
+    role = TEAMS["a"][0].rsplit("/", 1)[-1]
+    issued = []
+
+    def refresh() -> dict:
+        n = len(issued) + 1
+        key = f"ASIAEXAMPLEREFRESH{n:02d}"
+        gateway_caller = Caller(
+            f"refreshed-secret-{n}", f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/session-{n}"
+        )
+        gateway_callers[key] = gateway_caller
+        issued.append(key)
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=2)
+        return {"access_key": key, "secret_key": f"refreshed-secret-{n}", "token": "token",
+                "expiry_time": expiry.isoformat()}  # fmt: skip
+
+    from sigv4_gateway import Gateway
+
+    from mlflow_platform.local import LOAD_BALANCER_DNS_NAME
+
+    gateway_callers: dict = {}
+    refreshing = Gateway(target_port=port_of(iam["tracking_uri"]), host=LOAD_BALANCER_DNS_NAME,
+                         callers=gateway_callers)  # fmt: skip
+    credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
+    signing = SigningProxy(
+        to=target(refreshing.url, region="us-east-1"),
+        credentials=credentials.get_frozen_credentials,
+    )
+    signing.serve_in_background()
+    try:
+        search = f"{signing.url}/api/2.0/mlflow/experiments/search?max_results=1"
+        newest = []
+        for _ in range(2):
+            assert requests.get(search, timeout=30).status_code == 200
+            newest.append(f"session-{len(issued)}")
+            time.sleep(2.5)  # past the expiry: botocore refreshes on the next read
+    finally:
+        signing.close()
+        refreshing.close()
+    # Each request was signed with the newest credentials the SDK had, and they changed.
+    assert [arn.rsplit("/", 1)[-1] for arn in refreshing.forwarded] == newest
+    assert newest[0] != newest[1]

@@ -1,0 +1,199 @@
+"""`invoke ui`: a team's MLflow, signed with the caller's own AWS credentials, on localhost.
+
+In `iam` mode every request to a team API needs a SigV4 signature, which a browser cannot
+make. This proxy listens on a loopback address only, and forwards each request to the team
+API signed for `execute-api` in the API's region with the credentials of the standard SDK
+chain (profile, environment, SSO, a role), read afresh for every request so that refreshed
+credentials are used as soon as the SDK has them. Each person then sees what their own
+identity may see. It also serves MLflow's client (`MLFLOW_TRACKING_URI=http://127.0.0.1:PORT`),
+which then needs no signing of its own; MLflow's built-in signing cannot send a file body.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import ipaddress
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials
+
+from mlflow_platform.errors import PlatformError
+
+SERVICE = "execute-api"
+_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+# Hop-by-hop headers (RFC 9110, 7.6.1) and what the proxy sets itself.
+_NOT_FORWARDED = frozenset(
+    {"connection", "keep-alive", "proxy-authorization", "te", "trailer", "transfer-encoding",
+     "upgrade", "host", "authorization", "x-amz-date", "x-amz-security-token",
+     "x-amz-content-sha256", "content-length", "accept-encoding"}
+)  # fmt: skip
+
+
+class ProxyError(PlatformError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+    region: str
+
+
+def target(url: str, *, region: str | None = None) -> Target:
+    """The team API to forward to; its region from its host name unless given."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    found = _API_HOST.match(host)
+    loopback = _is_loopback(host)
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ProxyError(f"--url {url!r}: must be the team API's https:// URL (TrackingUri)")
+    if region is None:
+        if found is None:
+            raise ProxyError(f"--url {url!r}: not an execute-api host name, so --region is needed")
+        region = found.group(1)
+    return Target(
+        scheme=parts.scheme,
+        host=host,
+        port=parts.port or (443 if parts.scheme == "https" else 80),
+        base_path=parts.path.rstrip("/"),
+        region=region,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def frozen_credentials(session) -> Callable[[], ReadOnlyCredentials]:
+    """The SDK chain's credentials, read for each request; a clear error when there are none."""
+    if session.get_credentials() is None:
+        raise ProxyError(
+            "no AWS credentials found: set AWS_PROFILE (or --profile), run `aws sso login`, "
+            "or run where a role provides them (SageMaker Studio, a notebook instance)"
+        )
+
+    def current() -> ReadOnlyCredentials:
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ProxyError("the AWS credentials are no longer available")
+        return credentials.get_frozen_credentials()
+
+    return current
+
+
+def sign(
+    *, method: str, url: str, headers: dict[str, str], body: bytes,
+    credentials: ReadOnlyCredentials, region: str,
+) -> dict[str, str]:  # fmt: skip
+    """The headers to send: the given ones with a SigV4 signature for execute-api."""
+    request = AWSRequest(method=method, url=url, data=body, headers=headers)
+    SigV4Auth(credentials, SERVICE, region).add_auth(request)
+    return dict(request.headers.items())
+
+
+class SigningProxy:
+    """Listens on `bind:port` (loopback only), forwarding signed requests to `to`."""
+
+    def __init__(
+        self,
+        *,
+        to: Target,
+        credentials: Callable[[], ReadOnlyCredentials],
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        if not _is_loopback(bind):
+            raise ProxyError(
+                f"--bind {bind!r}: the proxy signs with your credentials, so it listens on a "
+                "loopback address only (127.0.0.1 or ::1)"
+            )
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    status, headers, data = proxy.forward(
+                        self.command, self.path, dict(self.headers), body
+                    )
+                except (OSError, ProxyError) as error:
+                    status, headers = 502, {"Content-Type": "text/plain"}
+                    data = f"mlflow-platform ui: {error}\n".encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                log(f"{self.command} {self.path} -> {status}")
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server_class = (
+            http.server.ThreadingHTTPServer
+            if ":" not in bind
+            else type("V6", (http.server.ThreadingHTTPServer,), {"address_family": 10})
+        )
+        self.to = to
+        self.credentials = credentials
+        self.server = server_class((bind, port), Handler)
+        self.port = self.server.server_address[1]
+        host = f"[{bind}]" if ":" in bind else bind
+        self.url = f"http://{host}:{self.port}"
+
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        to = self.to
+        default = to.port == {"https": 443, "http": 80}[to.scheme]
+        authority = to.host if default else f"{to.host}:{to.port}"
+        url = f"{to.scheme}://{authority}{to.base_path}{path}"
+        kept = {k: v for k, v in headers.items() if k.lower() not in _NOT_FORWARDED}
+        kept["Host"] = authority
+        signed = sign(method=method, url=url, headers=kept, body=body,
+                      credentials=self.credentials(), region=to.region)  # fmt: skip
+        connection_class = (
+            http.client.HTTPSConnection if to.scheme == "https" else http.client.HTTPConnection
+        )
+        connection = connection_class(to.host, to.port, timeout=60)
+        try:
+            connection.request(method, to.base_path + path, body=body, headers=signed)
+            answer = connection.getresponse()
+            data = answer.read()
+            dropped = ("transfer-encoding", "connection", "content-length", "keep-alive")
+            returned = {k: v for k, v in answer.getheaders() if k.lower() not in dropped}
+            return answer.status, returned, data
+        finally:
+            connection.close()
+
+    def serve_in_background(self) -> None:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
