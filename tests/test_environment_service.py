@@ -272,3 +272,18 @@ def test_team_user_function_runs_the_shipped_code_in_the_private_subnets(environ
     assert environment["Outputs"][contract.TEAM_USERS.name]["Value"] == {
         "Fn::GetAtt": [next(iter(of_type(environment, "AWS::Lambda::Function"))), "Arn"]
     }
+
+
+def test_the_team_user_function_may_only_read_stacks_to_confirm_events(environment):
+    """Read-only and scoped: what it needs to check an event against CloudFormation."""
+    confirm = [s for s in policy_statements(environment)
+               if s.get("Sid") == "ConfirmEventsWithCloudFormation"]  # fmt: skip
+    assert len(confirm) == 1
+    assert confirm[0]["Effect"] == "Allow"
+    assert confirm[0]["Action"] == "cloudformation:DescribeStackResources"
+    resource = Evaluator(environment).eval(confirm[0]["Resource"])
+    assert resource == "arn:aws:cloudformation:eu-west-1:123456789012:stack/*/*"
+    everything = json.dumps(policy_statements(environment))
+    for write in ("cloudformation:*", "cloudformation:Update", "cloudformation:Delete",
+                  "cloudformation:Create", "cloudformation:SignalResource"):  # fmt: skip
+        assert write not in everything
