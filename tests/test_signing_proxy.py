@@ -58,7 +58,7 @@ def test_a_signature_is_what_api_gateway_checks():
         url=url,
         body=body,
         region="eu-west-1",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Host": API.split("//")[1]},
         credentials=CREDENTIALS,
     )
     good = {CREDENTIALS.access_key: Caller("secret", "arn:aws:iam::123456789012:user/alice")}

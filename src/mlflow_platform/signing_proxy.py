@@ -158,6 +158,7 @@ class SigningProxy:
         )
         self.to = to
         self.credentials = credentials
+        self._serving = False
         self.server = server_class((bind, port), Handler)
         self.port = self.server.server_address[1]
         host = f"[{bind}]" if ":" in bind else bind
@@ -189,11 +190,14 @@ class SigningProxy:
             connection.close()
 
     def serve_in_background(self) -> None:
+        self._serving = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def serve_forever(self) -> None:
+        self._serving = True
         self.server.serve_forever()
 
     def close(self) -> None:
-        self.server.shutdown()
+        if self._serving:  # shutdown() waits for a serve_forever loop, which may never have run
+            self.server.shutdown()
         self.server.server_close()
