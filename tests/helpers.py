@@ -23,3 +23,16 @@ def policy_statements(template: dict) -> list[dict]:
 
 def as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def create_mlflow_user(details: dict, username: str, password: str) -> None:
+    """A user made by the admin through MLflow's API: not an admin, no grants."""
+    import requests
+
+    response = requests.post(
+        f"{details['tracking_uri']}/api/2.0/mlflow/users/create",
+        json={"username": username, "password": password},
+        auth=(details["username"], details["password"]),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text

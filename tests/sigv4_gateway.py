@@ -14,10 +14,7 @@ Used by the tests that run the examples in iam mode; it verifies, it never signs
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import re
-import threading
 import urllib.parse
 from dataclasses import dataclass
 
@@ -25,6 +22,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from mlflow_platform.signing_proxy import Answer, LoopbackServer, send
 from tracking_server import settings
 
 _AUTH = re.compile(
@@ -73,61 +71,27 @@ def verify(
     return caller if expected == found["signature"] else MISMATCH
 
 
-class Gateway:
+class Gateway(LoopbackServer):
     """Serves on 127.0.0.1, forwarding verified requests to the tracking server's port."""
 
     def __init__(self, *, target_port: int, host: str, callers: dict[str, Caller]) -> None:
-        gateway = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                url = f"http://{self.headers.get('Host')}{self.path}"
-                caller = verify(self.command, url, dict(self.headers), body, callers)
-                if isinstance(caller, str):
-                    self._send(403, {"Content-Type": "application/json"}, caller.encode())
-                    return
-                gateway.forwarded.append(caller.user_arn)
-                replaced = ("host", settings.CALLER_HEADER.lower())
-                forward = {k: v for k, v in self.headers.items() if k.lower() not in replaced}
-                forward["Host"] = host
-                forward[settings.CALLER_HEADER] = caller.user_arn
-                connection = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
-                try:
-                    connection.request(self.command, self.path, body=body, headers=forward)
-                    answer = connection.getresponse()
-                    data = answer.read()
-                    headers = {k: v for k, v in answer.getheaders()
-                               if k.lower() not in ("transfer-encoding", "connection",
-                                                    "content-length")}  # fmt: skip
-                    self._send(answer.status, headers, data)
-                finally:
-                    connection.close()
-
-            def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        self.target_port, self.host, self.callers = target_port, host, callers
         self.forwarded: list[str] = []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(self.answer)
+        self.serve_in_background()
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        url = f"http://{headers.get('Host')}{path}"
+        caller = verify(method, url, headers, body, self.callers)
+        if isinstance(caller, str):
+            return 403, {"Content-Type": "application/json"}, caller.encode()
+        self.forwarded.append(caller.user_arn)
+        replaced = ("host", settings.CALLER_HEADER.lower())
+        forward = {k: v for k, v in headers.items() if k.lower() not in replaced}
+        forward["Host"] = self.host
+        forward[settings.CALLER_HEADER] = caller.user_arn
+        return send(scheme="http", host="127.0.0.1", port=self.target_port, method=method,
+                    path=path, headers=forward, body=body)  # fmt: skip
 
 
 def port_of(url: str) -> int:

@@ -10,7 +10,7 @@ import time
 
 import boto3
 import numpy as np
-import requests
+from helpers import create_mlflow_user
 
 from mlflow_platform.paths import ROOT
 
@@ -18,13 +18,7 @@ from mlflow_platform.paths import ROOT
 def _team_user(details: dict, name: str) -> str:
     """A team user as the environment's function creates it: not an admin, no grants."""
     password = f"{name}-password-{time.time_ns()}"
-    response = requests.post(
-        f"{details['tracking_uri']}/api/2.0/mlflow/users/create",
-        json={"username": name, "password": password},
-        auth=(details["username"], details["password"]),
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
+    create_mlflow_user(details, name, password)
     return password
 
 

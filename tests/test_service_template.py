@@ -211,3 +211,10 @@ def test_studio_domain_is_optional_vpc_only_and_uses_the_team_role(service, crea
     assert props["DefaultUserSettings"]["ExecutionRole"] == {"Fn::GetAtt": [role, "Arn"]}
     output = evaluator.eval(service["Outputs"]["StudioDomainId"]["Value"])
     assert (output != "none") is expected
+
+
+def test_the_team_user_function_sees_every_resource_of_a_team_stack(service):
+    """The function confirms an event with DescribeStackResources, which "returns only the
+    first 100 resources" (AWS CloudFormation API Reference, DescribeStackResources): the
+    secret and role it looks for must be among them."""
+    assert len(service["Resources"]) <= 100

@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 from function_harness import STACK, TEAM_ARN, Stack, invoke
+from helpers import create_mlflow_user
 
 # MLflow answers a sign-in as a user that does not exist with 404 (its auth store's
 # RESOURCE_DOES_NOT_EXIST), a wrong password with 401.
@@ -30,16 +31,6 @@ def _status(details, username: str, password: str) -> int:
 
 def _admin(details) -> dict[str, str]:
     return {"username": details["username"], "password": details["password"]}
-
-
-def _create_person(details, username: str, password: str) -> None:
-    response = requests.post(
-        f"{details['tracking_uri']}/api/2.0/mlflow/users/create",
-        json={"username": username, "password": password},
-        auth=(details["username"], details["password"]),
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
 
 
 def _team(name: str) -> str:
@@ -62,7 +53,7 @@ def test_a_team_named_like_a_person_or_an_admin_cannot_take_their_account(
         name, password = details["username"], details["password"]
     else:
         name, password = _team("alice"), "alice-password-123"
-        _create_person(details, name, password)
+        create_mlflow_user(details, name, password)
     response = _create(monkeypatch, details, name, stack=Stack())
     assert response is not None and response["Status"] == "SUCCESS", response
     # The team got its own user, in the team namespace; the victim's password still works.
@@ -210,7 +201,7 @@ def test_mlflows_own_user_api_refuses_the_team_namespace_even_to_an_admin(
 def test_only_an_admin_may_call_the_platforms_team_user_api(platform):
     _, details = platform
     person = _team("bob")
-    _create_person(details, person, "bob-password-1234")
+    create_mlflow_user(details, person, "bob-password-1234")
     response = requests.post(
         f"{details['tracking_uri']}/api/2.0/mlflow-platform/team-users/ensure",
         json={"team": "bobs", "password": "b" * 20, "owner": STACK},

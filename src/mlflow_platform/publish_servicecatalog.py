@@ -38,6 +38,7 @@ CHANNEL = "servicecatalog"
 _HASH = re.compile(r"sha256:([0-9a-f]{64})")
 _VERSION = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 _TYPE = "CLOUD_FORMATION_TEMPLATE"
+_SNAKE = re.compile(r"(?<=[a-z])(?=[A-Z])")
 MARKER_FILE = "published.json"
 # ProductViewSummary field -> UpdateProduct parameter, for what the console shows of a product.
 _DETAILS = {
@@ -111,36 +112,22 @@ def _portfolio_steps(
                 run=create,
             )
         )
-    for arn in settings.principals:
-        if arn in principals:
-            continue
+    # publish.yaml's principals are the portfolio's: missing ones get access, others lose it.
+    changes = [
+        ("AssociatePrincipalWithPortfolio", arn, f"give {arn} access")
+        for arn in settings.principals
+        if arn not in principals
+    ] + [
+        ("DisassociatePrincipalFromPortfolio", arn, f"remove {arn}'s access: not in publish.yaml")
+        for arn in sorted(principals - set(settings.principals))
+    ]
+    for operation, arn, why in changes:
+        call = getattr(catalog, _SNAKE.sub("_", operation).lower())
 
-        def grant(ctx: dict[str, str], arn: str = arn) -> None:
-            catalog.associate_principal_with_portfolio(
-                PortfolioId=ctx["portfolio"], PrincipalARN=arn, PrincipalType="IAM"
-            )
+        def change(ctx: dict[str, str], call=call, arn: str = arn) -> None:
+            call(PortfolioId=ctx["portfolio"], PrincipalARN=arn, PrincipalType="IAM")
 
-        steps.append(
-            Step(
-                operation="servicecatalog:AssociatePrincipalWithPortfolio",
-                why=f"give {arn} access",
-                run=grant,
-            )
-        )
-    for arn in sorted(principals - set(settings.principals)):
-
-        def revoke(ctx: dict[str, str], arn: str = arn) -> None:
-            catalog.disassociate_principal_from_portfolio(
-                PortfolioId=ctx["portfolio"], PrincipalARN=arn, PrincipalType="IAM"
-            )
-
-        steps.append(
-            Step(
-                operation="servicecatalog:DisassociatePrincipalFromPortfolio",
-                why=f"remove {arn}'s access: not among the principals in publish.yaml",
-                run=revoke,
-            )
-        )
+        steps.append(Step(operation=f"servicecatalog:{operation}", why=why, run=change))
     return steps
 
 
@@ -151,7 +138,7 @@ def product_details(config: PublishConfig, release: Release) -> dict[str, str]:
     since the provider already shows as "Provided by".
     """
     support = config.servicecatalog.support
-    description = str(yaml_io.load(release.service_catalog).get("Description", release.name))
+    description = str(release.service_catalog_template.get("Description", release.name))
     return {
         "Owner": config.servicecatalog.provider,
         "ShortDescription": description,
@@ -320,7 +307,8 @@ def plans(
                 config,
                 release,
                 products[release.name],
-                markers[release.name],
+                # Forgotten already, with every other record, when the portfolio changes.
+                None if portfolio_steps else markers[release.name],
                 constraints,
                 allow_unsafe,
             )

@@ -106,7 +106,96 @@ def sign(
     return dict(request.headers.items())
 
 
-class SigningProxy:
+Answer = tuple[int, dict[str, str], bytes]
+"""Status, headers and body of a response."""
+_RESPONSE_HOP_BY_HOP = ("transfer-encoding", "connection", "content-length", "keep-alive")
+
+
+def send(
+    *, scheme: str, host: str, port: int, method: str, path: str,
+    headers: dict[str, str], body: bytes,
+) -> Answer:  # fmt: skip
+    """One request, its whole answer read, less the hop-by-hop headers."""
+    connection_class = (
+        http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(host, port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        answer = connection.getresponse()
+        data = answer.read()
+        kept = {k: v for k, v in answer.getheaders() if k.lower() not in _RESPONSE_HOP_BY_HOP}
+        return answer.status, kept, data
+    finally:
+        connection.close()
+
+
+class LoopbackServer:
+    """HTTP on a loopback address, each request (body read whole) answered by `answer`."""
+
+    def __init__(
+        self,
+        answer: Callable[[str, str, dict[str, str], bytes], Answer],
+        *,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        if not _is_loopback(bind):
+            raise ProxyError(f"{bind!r} is not a loopback address")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    status, headers, data = answer(
+                        self.command, self.path, dict(self.headers), body
+                    )
+                except (OSError, ProxyError) as error:
+                    status, headers = 502, {"Content-Type": "text/plain"}
+                    data = f"mlflow-platform: {error}\n".encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                log(f"{self.command} {self.path} -> {status}")
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server_class = (
+            http.server.ThreadingHTTPServer
+            if ":" not in bind
+            else type("V6", (http.server.ThreadingHTTPServer,), {"address_family": 10})
+        )
+        self._serving = False
+        self.server = server_class((bind, port), Handler)
+        self.port = self.server.server_address[1]
+        host = f"[{bind}]" if ":" in bind else bind
+        self.url = f"http://{host}:{self.port}"
+
+    def serve_in_background(self) -> None:
+        self._serving = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def serve_forever(self) -> None:
+        self._serving = True
+        self.server.serve_forever()
+
+    def close(self) -> None:
+        if self._serving:  # shutdown() waits for a serve_forever loop, which may never have run
+            self.server.shutdown()
+        self.server.server_close()
+
+
+class SigningProxy(LoopbackServer):
     """Listens on `bind:port` (loopback only), forwarding signed requests to `to`."""
 
     def __init__(
@@ -123,50 +212,11 @@ class SigningProxy:
                 f"--bind {bind!r}: the proxy signs with your credentials, so it listens on a "
                 "loopback address only (127.0.0.1 or ::1)"
             )
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                try:
-                    status, headers, data = proxy.forward(
-                        self.command, self.path, dict(self.headers), body
-                    )
-                except (OSError, ProxyError) as error:
-                    status, headers = 502, {"Content-Type": "text/plain"}
-                    data = f"mlflow-platform ui: {error}\n".encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                log(f"{self.command} {self.path} -> {status}")
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server_class = (
-            http.server.ThreadingHTTPServer
-            if ":" not in bind
-            else type("V6", (http.server.ThreadingHTTPServer,), {"address_family": 10})
-        )
         self.to = to
         self.credentials = credentials
-        self._serving = False
-        self.server = server_class((bind, port), Handler)
-        self.port = self.server.server_address[1]
-        host = f"[{bind}]" if ":" in bind else bind
-        self.url = f"http://{host}:{self.port}"
+        super().__init__(self.forward, bind=bind, port=port, log=log)
 
-    def forward(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
         to = self.to
         default = to.port == {"https": 443, "http": 80}[to.scheme]
         authority = to.host if default else f"{to.host}:{to.port}"
@@ -175,29 +225,5 @@ class SigningProxy:
         kept["Host"] = authority
         signed = sign(method=method, url=url, headers=kept, body=body,
                       credentials=self.credentials(), region=to.region)  # fmt: skip
-        connection_class = (
-            http.client.HTTPSConnection if to.scheme == "https" else http.client.HTTPConnection
-        )
-        connection = connection_class(to.host, to.port, timeout=60)
-        try:
-            connection.request(method, to.base_path + path, body=body, headers=signed)
-            answer = connection.getresponse()
-            data = answer.read()
-            dropped = ("transfer-encoding", "connection", "content-length", "keep-alive")
-            returned = {k: v for k, v in answer.getheaders() if k.lower() not in dropped}
-            return answer.status, returned, data
-        finally:
-            connection.close()
-
-    def serve_in_background(self) -> None:
-        self._serving = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def serve_forever(self) -> None:
-        self._serving = True
-        self.server.serve_forever()
-
-    def close(self) -> None:
-        if self._serving:  # shutdown() waits for a serve_forever loop, which may never have run
-            self.server.shutdown()
-        self.server.server_close()
+        return send(scheme=to.scheme, host=to.host, port=to.port, method=method,
+                    path=to.base_path + path, headers=signed, body=body)  # fmt: skip

@@ -1,8 +1,9 @@
-"""The server applications `mlflow server --app-name` starts: MLflow's, with the fast paths.
+"""The server application `mlflow server --app-name` starts in both auth modes: MLflow's
+basic-auth application (identity.py says who the caller is in iam mode), with the fast paths.
 
-MLflow finds them through `mlflow.app` entry points (both pyproject files) and calls them in
+MLflow finds it through an `mlflow.app` entry point (both pyproject files) and calls it in
 each worker. Imports happen inside: `mlflow server` imports this module only to see that the
-names are factories.
+name is a factory.
 
 MLflow serves its Flask application from inside a FastAPI application: a chain of ASGI
 middlewares and about eighty FastAPI routes are passed before the Flask app is reached, on
@@ -29,7 +30,6 @@ from collections.abc import Callable
 from typing import Any
 
 BASIC_AUTH = "platform-basic-auth"
-OPEN = "platform"
 HOT_PATHS = frozenset({"/api/2.0/mlflow/runs/log-metric", "/api/2.0/mlflow/runs/log-batch"})
 # A larger body takes MLflow's way, with whatever limits it has; a batch of 1,000 metrics
 # from MLflow's client is about 100 KB.
@@ -72,13 +72,6 @@ def _platform_app(build: Callable[[Any], Any]) -> HotPaths:
 
     fast_paths.install(app)
     return HotPaths(build(app), _EfficientWSGIMiddleware(app))
-
-
-def create_app() -> HotPaths:
-    """MLflow's application without MLflow's own auth (the `iam` mode: API Gateway checks)."""
-    from mlflow.server.fastapi_app import create_fastapi_app
-
-    return _platform_app(create_fastapi_app)
 
 
 def create_basic_auth_app() -> HotPaths:
