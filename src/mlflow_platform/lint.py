@@ -9,12 +9,9 @@ deletion and replacement policies.
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 import json
 import multiprocessing
 import os
-import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -74,145 +71,45 @@ def lint_template(
     ]
 
 
-_WARM_UP = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
-
-
-def warm_up() -> None:
-    """Load cfn-lint's rules and resource schemas, before real work arrives."""
-    lint_template(_WARM_UP, source="warm-up")
-
-
-def _lint_one(item: tuple[str, str, tuple[str, ...]]) -> list[LintFinding]:
-    source, text, regions = item
+def _lint_one(source: str, text: str, regions: tuple[str, ...]) -> list[LintFinding]:
     return lint_template(text, source=source, regions=regions)
 
 
 class LintPool:
-    """cfn-lint in worker processes, started at once so that their start-up overlaps the synth.
+    """cfn-lint in worker processes, so that one template is checked while the next one
+    synthesizes.
 
-    The workers are forked from a fork server that has loaded cfn-lint and its rules once
-    (lint_worker.py, about 1.7 s), instead of each loading them. The fork server itself is a
-    fresh interpreter, never a fork of this process, which may be running a jsii (Node) child.
-    It is started from a thread: the first worker is ready only when the loading is done, and
-    the caller goes on with the synth meanwhile.
-
-    Lints wait here, not in the executor's first-come queue: each worker that frees up takes
-    the largest template waiting. The environment, synthesized last, is the largest, and its
-    lints would otherwise queue behind the smaller ones and end the run alone on one core.
+    Workers are started with `spawn`, never forked: the caller may be running a jsii (Node)
+    child. Each loads cfn-lint's rules once, on its first lint.
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        self._workers = workers or max(2, os.cpu_count() or 2)
-        self._submitted: dict[str, Future[list[LintFinding]]] = {}
-        self._executor: ProcessPoolExecutor | None = None
-        self._error: BaseException | None = None
-        # (-size, order, work, future): the largest first, then in submission order.
-        self._waiting: list[tuple[int, int, tuple[str, str, tuple[str, ...]], Future]] = []
-        self._order = itertools.count()
-        self._changed = threading.Condition()
-        self._idle = self._workers
-        self._closed = False
-        self._starting = threading.Thread(target=self._start, name="lint-pool", daemon=True)
-        self._starting.start()
-        self._dispatcher = threading.Thread(
-            target=self._dispatch, name="lint-dispatch", daemon=True
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers or max(2, os.cpu_count() or 2),
+            mp_context=multiprocessing.get_context("spawn"),
         )
-        self._dispatcher.start()
-
-    def _start(self) -> None:
-        try:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["mlflow_platform.lint_worker"])
-            executor = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
-            # Start every worker now: the pool would otherwise start them on first use.
-            for _ in range(self._workers):
-                executor.submit(int)
-            self._executor = executor
-        except BaseException as error:
-            self._error = error
-
-    def _ready(self) -> ProcessPoolExecutor:
-        self._starting.join()
-        if self._executor is None:
-            raise RuntimeError("the cfn-lint workers did not start") from self._error
-        return self._executor
-
-    def _dispatch(self) -> None:
-        """Hand the largest waiting lint to the executor whenever a worker is idle."""
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._closed or (self._waiting and self._idle > 0))
-                if self._closed:
-                    return
-                _, _, work, future = heapq.heappop(self._waiting)
-                self._idle -= 1
-            try:
-                running = self._ready().submit(_lint_one, work)
-            except BaseException as error:
-                future.set_exception(error)
-                self._worker_done()
-                continue
-            running.add_done_callback(functools.partial(self._finished, future))
-
-    def _worker_done(self) -> None:
-        with self._changed:
-            self._idle += 1
-            self._changed.notify_all()
-
-    def _finished(self, future: Future[list[LintFinding]], running: Future) -> None:
-        self._worker_done()
-        if running.cancelled():  # the pool is closing after an error elsewhere
-            future.cancel()
-            return
-        error = running.exception()
-        if error is None:
-            future.set_result(running.result())
-        else:
-            future.set_exception(error)
+        self._submitted: set[str] = set()
 
     def submit(
         self, texts: Mapping[str, str], *, regions: tuple[str, ...] = REGIONS
     ) -> dict[str, Future[list[LintFinding]]]:
-        """Start linting now; the caller goes on (with the next synth) and collects later.
-        Returns each source linted for the first time, with its lint.
+        """Start linting now; the caller collects later. Returns each source linted for the
+        first time, with its lint.
 
         Each distinct template is linted once: a text that parses to the same document as one
         already submitted (a Proton render with every input at its default, say, and the
         Service Catalog template) shares that lint.
         """
         futures: dict[str, Future[list[LintFinding]]] = {}
-        # Parsed before taking the lock, which a worker that frees up needs to take its next lint.
-        keys = {
-            source: json.dumps(yaml_io.load(text), sort_keys=True) for source, text in texts.items()
-        }
-        with self._changed:
-            for source, text in texts.items():
-                key = keys[source]
-                if key in self._submitted:
-                    continue
-                future: Future[list[LintFinding]] = Future()
-                self._submitted[key] = future
-                futures[source] = future
-                work = (source, text, regions)
-                heapq.heappush(self._waiting, (-len(text), next(self._order), work, future))
-            self._changed.notify_all()
+        for source, text in texts.items():
+            key = json.dumps(yaml_io.load(text), sort_keys=True)
+            if key not in self._submitted:
+                self._submitted.add(key)
+                futures[source] = self._executor.submit(_lint_one, source, text, regions)
         return futures
 
     def __enter__(self) -> LintPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # Every result has been collected by now. A worker that exits on its own spends about a
-        # second tearing down cfn-lint's rules and schemas; ending it is instant and loses
-        # nothing.
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-        self._dispatcher.join()
-        executor = self._ready()
-        workers = list((executor._processes or {}).values())
-        executor.shutdown(wait=False, cancel_futures=True)
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.join()
+        self._executor.shutdown(cancel_futures=True)
