@@ -1,146 +1,100 @@
 """Tasks of the MLflow platform templates. Each parses its options, calls the library, prints.
 
-`invoke --list` shows the tasks; `invoke --help TASK` explains a task's options.
+`invoke --list` shows the tasks; `invoke --help TASK` explains a task's options. Library modules
+are imported inside each task, so that listing tasks or an up-to-date bundle stays instant.
 """
 
 from __future__ import annotations
 
-import json as jsonlib
-import sys
-
 from invoke import Collection, Exit, task
 
+from mlflow_platform.cli import failing_as, help_for, progress
 
-@task(
-    help={"json": "Print the written templates as JSON instead of lines of text."},
-)
+_TARGET = "A channel: proton or servicecatalog (repeatable; default: both)."
+
+
+@task(help=help_for("json"))
 def synth(c, json=False):
     """Synthesize every template to pure CloudFormation in build/synth/ (cdk-nag checked)."""
-    from mlflow_platform.errors import PlatformError
-    from mlflow_platform.paths import ROOT, SYNTH_DIR
+    from mlflow_platform.cli import synth_report
+    from mlflow_platform.paths import SYNTH_DIR
     from mlflow_platform.synth import synthesize, write
 
-    try:
+    with failing_as("synth"):
         written = write(synthesize(), SYNTH_DIR)
-    except PlatformError as error:
-        raise Exit(str(error), code=1) from None
-    if json:
-        print(jsonlib.dumps({"templates": [str(p.relative_to(ROOT)) for p in written]}))
-    else:
-        for path in written:
-            print(f"wrote {path.relative_to(ROOT)}")
+    synth_report(written).emit(json=json)
 
 
 @task(
-    help={
-        "check": "Write nothing; fail, naming the files, if the committed proton/ differs "
+    help=help_for(
+        "json",
+        check="Write nothing; fail, naming the files, if the committed proton/ differs "
         "from what the code renders now.",
-        "force": "Render and verify even when nothing the bundle reads has changed.",
-        "json": "Print the result as JSON instead of lines of text.",
-    },
+        force="Render and verify even when nothing the bundle reads has changed.",
+    )
 )
 def bundle(c, check=False, force=False, json=False):
-    """Render both templates into Proton bundles and Service Catalog templates, verified;
-    each step (a synth, a lint) is reported on stderr as it ends."""
-    from mlflow_platform.cache import bundle_unless_up_to_date
+    """Render both templates into verified Proton bundles and Service Catalog templates.
 
-    try:
-        result = bundle_unless_up_to_date(
-            check=check, force=force, progress=lambda line: print(line, file=sys.stderr, flush=True)
-        )
-    except Exception as error:
-        if type(error).__name__ in ("NagFindingsError", "VerificationError", "BundleCheckError"):
-            raise Exit(f"invoke bundle: {error}", code=1) from None
-        raise
-    report = {
-        "up_to_date": result is None,
-        "checked": check,
-        "written": [] if result is None or check else [_relative(p) for p in result.written],
-        "specs": [] if result is None else result.specs,
-        "linted": [] if result is None else result.linted,
-        "new_majors": {} if result is None else result.new_majors,
-    }
-    if json:
-        print(jsonlib.dumps(report))
-    elif result is None:
-        print("bundles are up to date: nothing they are made from has changed")
-    else:
-        for spec in result.specs:
-            print(f"rendered and linted {spec}")
-        for folder, reasons in result.new_majors.items():
-            print(f"started {folder}: not compatible with the previous major: {'; '.join(reasons)}")
-        for path in report["written"]:
-            print(f"wrote {path}")
-        if check:
-            print("proton/ matches what the code renders")
+    Each step (a synth, a lint) is reported on stderr as it ends."""
+    from mlflow_platform.cache import bundle_unless_up_to_date
+    from mlflow_platform.cli import bundle_report
+
+    with failing_as("bundle"):
+        result = bundle_unless_up_to_date(check=check, force=force, progress=progress(json=True))
+    bundle_report(result, check=check).emit(json=json)
 
 
 @task(
     positional=["action"],
-    help={
-        "action": "up (start what is not running; idempotent), down (stop what up started) "
-        "or status.",
-        "embedded": "With up: no PostgreSQL and no S3 endpoint; a SQLite file and a local "
+    help=help_for(
+        "json",
+        action="up (start what is not running; idempotent), down (stop what up started) or status.",
+        embedded="With up: no PostgreSQL and no S3 endpoint; a SQLite file and a local "
         "artifact directory, the same entrypoint and auth.",
-        "state_dir": "Where data, logs and credentials live (default .local/).",
-        "json": "Print the result as JSON instead of lines of text.",
-    },
+        state_dir="Where data, logs and credentials live (default .local/).",
+    ),
 )
 def local(c, action, embedded=False, state_dir=None, json=False):
     """The platform on this machine: PostgreSQL, an S3 endpoint and the tracking server."""
     from pathlib import Path
 
-    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.cli import local_report
     from mlflow_platform.local import LocalPlatform
     from mlflow_platform.paths import ROOT
 
+    actions = {
+        "up": lambda p: p.up(embedded=embedded),
+        "down": lambda p: {"stopped": p.down()},
+        "status": lambda p: p.status(),
+    }
+    if action not in actions:
+        raise Exit(f"invoke local: action {action!r}: must be up, down or status", code=2)
     platform = LocalPlatform(
         Path(state_dir) if state_dir else ROOT / ".local",
-        progress=(lambda _: None) if json else (lambda line: print(line, flush=True)),
+        progress=(lambda _: None) if json else progress(json=False),
     )
-    try:
-        if action == "up":
-            result = platform.up(embedded=embedded)
-        elif action == "down":
-            result = {"stopped": platform.down()}
-        elif action == "status":
-            result = platform.status()
-        else:
-            raise Exit(f"invoke local: action {action!r}: must be up, down or status", code=2)
-    except PlatformError as error:
-        raise Exit(f"invoke local: {error}", code=1) from None
-    if json:
-        print(jsonlib.dumps(result))
-    elif action == "up":
-        print(f"MLFLOW_TRACKING_URI={result['tracking_uri']}")
-        print(f"MLFLOW_TRACKING_USERNAME={result['username']}")
-        print(f"MLFLOW_TRACKING_PASSWORD={result['password']}")
-    elif action == "down":
-        print("stopped: " + (", ".join(result["stopped"]) or "nothing was running"))
-    else:
-        for name, component in result.items() or {}:
-            state = "running" if component["running"] else "stopped"
-            print(f"{name:<9}{state:<9}port {component['port']}")
-        if not result:
-            print("nothing has been started")
+    with failing_as("local"):
+        result = actions[action](platform)
+    local_report(action, result).emit(json=json)
 
 
 @task(
     iterable=["target", "template"],
-    help={
-        "target": "A channel to publish to: proton or servicecatalog (repeatable; default: "
+    help=help_for(
+        "template",
+        "profile",
+        "region",
+        "json",
+        target="A channel to publish to: proton or servicecatalog (repeatable; default: "
         "the targets in publish.yaml).",
-        "template": "Publish only this template (repeatable; default: every template).",
-        "dry_run": "Read what each channel holds and print the plan; write nothing.",
-        "allow_unsafe": "Publish even when a stateful resource (database, bucket, secret, log "
+        dry_run="Read what each channel holds and print the plan; write nothing.",
+        allow_unsafe="Publish even when a stateful resource (database, bucket, secret, log "
         "group, VPC) would be deleted or replaced on upgrade.",
-        "verify": "Check everything each channel holds, even what a completed publication "
+        verify="Check everything each channel holds, even what a completed publication "
         "recorded as done (repairs what was changed by hand since).",
-        "config": "The publishing configuration (default publish.yaml).",
-        "profile": "The AWS profile to use (default: the standard AWS configuration).",
-        "region": "The AWS region to publish in (default: the standard AWS configuration).",
-        "json": "Print the plans and results as JSON instead of lines of text.",
-    },
+        config="The publishing configuration (default publish.yaml).",
+    ),
 )
 def publish(
     c,
@@ -154,25 +108,24 @@ def publish(
     region=None,
     json=False,
 ):
-    """Version and publish the bundles to AWS Proton and Service Catalog (idempotent)."""
-    import sys
+    """Version and publish the committed bundles to AWS Proton and Service Catalog.
+
+    Idempotent: a rerun finishes what a failed run left. A checkout whose proton/ is not what
+    the code renders is refused, naming the files."""
     from pathlib import Path
 
     from mlflow_platform import aws, publish_config
     from mlflow_platform.cache import require_committed
-    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.cli import publish_report
     from mlflow_platform.publish import publish as run_publish
     from mlflow_platform.publish import releases
 
-    out = sys.stderr if json else sys.stdout
-    try:
+    with failing_as("publish"):
         settings = publish_config.load(Path(config) if config else publish_config.CONFIG_FILE)
         targets = publish_config.channels(target, settings.targets)
-        require_committed(progress=lambda line: print(line, file=sys.stderr, flush=True))
+        require_committed(progress=progress(json=True))
         items = releases(list(template or []))
         clients = aws.Clients(aws.session(profile=profile, region=region))
-    except PlatformError as error:
-        raise Exit(f"invoke publish: {error}", code=1) from None
     outcomes = run_publish(
         clients=clients,
         config=settings,
@@ -181,102 +134,66 @@ def publish(
         dry_run=dry_run,
         allow_unsafe=allow_unsafe,
         verify=verify,
-        progress=lambda line: print(line, file=out, flush=True),
+        progress=progress(json=json),
     )
-    if json:
-        print(
-            jsonlib.dumps(
-                {
-                    "dry_run": dry_run,
-                    "channels": [o.describe() for o in outcomes],
-                    "calls": clients.log.summary(),
-                }
-            )
-        )
-    else:
-        for outcome in outcomes:
-            for plan in outcome.plans:
-                _print_plan(plan, dry_run)
-            if outcome.error:
-                print(f"FAILED {outcome.error}")
-        summary = clients.log.summary()
-        print(f"{summary['reads']} read and {summary['writes']} write calls")
-    if any(o.error for o in outcomes):
-        raise Exit(code=1)
+    publish_report(outcomes, calls=clients.log.summary(), dry_run=dry_run).emit(json=json)
 
 
 @task(
-    help={
-        "engine": "The container engine command (default docker; podman works too).",
-        "dry_run": "Check ECR and print what would be built and pushed; change nothing.",
-        "profile": "The AWS profile to use (default: the standard AWS configuration).",
-        "region": "The AWS region of the ECR repository (default: the standard AWS configuration).",
-        "json": "Print the result as JSON instead of lines of text.",
-    },
+    help=help_for(
+        "profile",
+        "json",
+        engine="The container engine command (default docker; podman works too).",
+        dry_run="Check ECR and print what would be built and pushed; change nothing.",
+        region="The AWS region of the ECR repository (default: the standard AWS configuration).",
+    )
 )
 def image(c, engine="docker", dry_run=False, profile=None, region=None, json=False):
     """Build the tracking-server image and push it to ECR, tagged by its content."""
-    import sys
-
     from mlflow_platform import aws
-    from mlflow_platform.errors import PlatformError
+    from mlflow_platform.cli import Report
     from mlflow_platform.image_push import build_and_push
 
-    out = sys.stderr if json else sys.stdout
-    try:
+    with failing_as("image"):
         clients = aws.Clients(aws.session(profile=profile, region=region))
         result = build_and_push(
-            clients,
-            engine=engine,
-            dry_run=dry_run,
-            progress=lambda line: print(line, file=out, flush=True),
+            clients, engine=engine, dry_run=dry_run, progress=progress(json=json)
         )
-    except PlatformError as error:
-        raise Exit(f"invoke image: {error}", code=1) from None
-    if json:
-        print(
-            jsonlib.dumps(
-                {
-                    "uri": result.uri,
-                    "pushed": result.pushed,
-                    "dry_run": dry_run,
-                    "steps": list(result.steps),
-                }
-            )
-        )
-    else:
-        verb = "would run" if dry_run else "ran"
-        for step in result.steps:
-            print(f"{verb}: {step}" if result.pushed or dry_run else step)
-        print(result.uri)
+    verb = "would run" if dry_run else "ran"
+    lines = [f"{verb}: {step}" if result.pushed or dry_run else step for step in result.steps]
+    data = {"uri": result.uri, "pushed": result.pushed, "dry_run": dry_run,
+            "steps": list(result.steps)}  # fmt: skip
+    Report(data=data, lines=[*lines, result.uri]).emit(json=json)
 
 
 @task(
-    help={
-        "url": "The team API's URL: the TrackingUri output of the team's stack (required).",
-        "port": "Local port to listen on (default 8765; 0 picks a free one).",
-        "bind": "Loopback address to listen on (default 127.0.0.1); any other is refused.",
-        "profile": "The AWS profile whose credentials sign (default: the standard AWS "
+    help=help_for(
+        url="The team API's URL: the TrackingUri output of the team's stack (required).",
+        port="Local port to listen on (default 8765; 0 picks a free one).",
+        bind="Loopback address to listen on (default 127.0.0.1); any other is refused.",
+        profile="The AWS profile whose credentials sign (default: the standard AWS "
         "configuration: environment, SSO, a role).",
-        "region": "The API's region (default: read from the URL).",
-    },
+        region="The API's region (default: read from the URL).",
+    )
 )
 def ui(c, url, port=8765, bind="127.0.0.1", profile=None, region=None):
-    """Serve a team's MLflow UI (iam mode) on localhost, every request signed with your own
-    AWS credentials; also a tracking URI for MLflow's client. Stops on Ctrl-C."""
+    """Serve a team's MLflow UI (iam mode) on localhost, signed with your AWS credentials.
+
+    Every request is signed for execute-api with the caller's own credentials; the local URL
+    is also a tracking URI for MLflow's client. Stops on Ctrl-C."""
     from mlflow_platform import aws
-    from mlflow_platform.errors import PlatformError
     from mlflow_platform.signing_proxy import SigningProxy, frozen_credentials, target
 
-    try:
-        proxy = SigningProxy(
-            to=target(url, region=region),
-            credentials=frozen_credentials(aws.session(profile=profile, region=region)),
-            bind=bind,
-            port=int(port),
-        )
-    except (PlatformError, OSError) as error:
-        raise Exit(f"invoke ui: {error}", code=1) from None
+    with failing_as("ui"):
+        try:
+            proxy = SigningProxy(
+                to=target(url, region=region),
+                credentials=frozen_credentials(aws.session(profile=profile, region=region)),
+                bind=bind,
+                port=int(port),
+            )
+        except OSError as error:
+            raise Exit(f"invoke ui: {error}", code=1) from None
     print(f"MLflow UI of {url}: {proxy.url}  (MLFLOW_TRACKING_URI={proxy.url}); Ctrl-C stops")
     try:
         proxy.serve_forever()
@@ -286,75 +203,45 @@ def ui(c, url, port=8765, bind="127.0.0.1", profile=None, region=None):
         proxy.close()
 
 
-_TEMPLATES_HELP = "Only this template (repeatable; default: every template)."
-
-
-def _listing(target, template, profile, region):
+def _listing(task_name, target, template, profile, region):
     from mlflow_platform import aws, publish_config
-    from mlflow_platform.errors import PlatformError
     from mlflow_platform.templates import named
     from mlflow_platform.upgrade import deployed
 
-    try:
+    with failing_as(task_name):
         channels = publish_config.channels(target)
         chosen = named(template)
         clients = aws.Clients(aws.session(profile=profile, region=region))
-    except PlatformError as error:
-        raise Exit(str(error), code=1) from None
     return clients, deployed(clients, chosen, channels)
 
 
 @task(
     iterable=["target", "template"],
-    help={
-        "target": "A channel to look in: proton or servicecatalog (repeatable; default both).",
-        "template": _TEMPLATES_HELP,
-        "profile": "The AWS profile to use (default: the standard AWS configuration).",
-        "region": "The AWS region to look in (default: the standard AWS configuration).",
-        "json": "Print the result as JSON instead of lines of text.",
-    },
+    help=help_for("template", "profile", "region", "json", target=_TARGET),
 )
 def outdated(c, target=None, template=None, profile=None, region=None, json=False):
     """List deployed environments, service instances and products behind the newest version."""
-    _, listing = _listing(target, template, profile, region)
-    if json:
-        print(
-            jsonlib.dumps(
-                {"outdated": [d.describe() for d in listing.outdated], "errors": listing.errors}
-            )
-        )
-    else:
-        for item in listing.outdated:
-            where = f"{item.service}/{item.name}" if item.service else item.name
-            newer = ", ".join(
-                f"{label} {version}"
-                for label, version in (("minor", item.minor_upgrade), ("major", item.major_upgrade))
-                if version
-            )
-            print(f"{item.channel} {item.kind} {where} ({item.template}): {item.current}, {newer}")
-        if not listing.outdated:
-            print("everything deployed runs the newest version")
-        for error in listing.errors:
-            print(f"FAILED {error}")
-    if listing.errors:
-        raise Exit(code=1)
+    from mlflow_platform.cli import outdated_report
+
+    _, listing = _listing("outdated", target, template, profile, region)
+    outdated_report(listing).emit(json=json)
 
 
 @task(
     iterable=["target", "template"],
-    help={
-        "env": "Upgrade this environment (Proton) or provisioned environment product.",
-        "service": "Upgrade this service instance (Proton, SERVICE/INSTANCE or INSTANCE) or "
+    help=help_for(
+        "template",
+        "profile",
+        "region",
+        "json",
+        target=_TARGET,
+        env="Upgrade this environment (Proton) or provisioned environment product.",
+        service="Upgrade this service instance (Proton, SERVICE/INSTANCE or INSTANCE) or "
         "provisioned service product.",
-        "all": "Upgrade everything that is outdated.",
-        "major": "Move to a newer major version where there is one (default: minor only).",
-        "target": "A channel: proton or servicecatalog (repeatable; default both).",
-        "template": _TEMPLATES_HELP,
-        "dry_run": "Print what would be upgraded, to which version; change nothing.",
-        "profile": "The AWS profile to use (default: the standard AWS configuration).",
-        "region": "The AWS region (default: the standard AWS configuration).",
-        "json": "Print the results as JSON instead of lines of text.",
-    },
+        all="Upgrade everything that is outdated.",
+        major="Move to a newer major version where there is one (default: minor only).",
+        dry_run="Print what would be upgraded, to which version; change nothing.",
+    ),
 )
 def upgrade(
     c,
@@ -370,64 +257,22 @@ def upgrade(
     json=False,
 ):
     """Move deployed environments, service instances and products to the newest version."""
-    import sys
-
+    from mlflow_platform.cli import upgrade_report
     from mlflow_platform.errors import PlatformError
     from mlflow_platform.upgrade import select
     from mlflow_platform.upgrade import upgrade as run_upgrade
 
-    clients, listing = _listing(target, template, profile, region)
-    try:
-        items = select(listing.deployed, env=env, service=service, every=all)
-    except PlatformError as error:
-        if listing.errors:
-            error = PlatformError(f"{error}\n" + "\n".join(listing.errors))
-        raise Exit(f"invoke upgrade: {error}", code=1) from None
-    out = sys.stderr if json else sys.stdout
+    clients, listing = _listing("upgrade", target, template, profile, region)
+    with failing_as("upgrade"):
+        try:
+            items = select(listing.deployed, env=env, service=service, every=all)
+        except PlatformError as error:
+            # What could not be listed may be why nothing was selected.
+            raise PlatformError("\n".join([str(error), *listing.errors])) from None
     results = run_upgrade(
-        clients,
-        items,
-        major=major,
-        dry_run=dry_run,
-        progress=lambda line: print(line, file=out, flush=True),
+        clients, items, major=major, dry_run=dry_run, progress=progress(json=json)
     )
-    if json:
-        print(
-            jsonlib.dumps(
-                {
-                    "dry_run": dry_run,
-                    "results": [r.describe() for r in results],
-                    "errors": listing.errors,
-                }
-            )
-        )
-    else:
-        for result in results:
-            item = result.item
-            print(f"{result.status:<9}{item.channel} {item.kind} {item.name}: {result.message}")
-        for error in listing.errors:
-            print(f"FAILED {error}")
-    if listing.errors or any(r.status == "failed" for r in results):
-        raise Exit(code=1)
-
-
-def _print_plan(plan, dry_run):
-    decision = plan.decision
-    head = f"{plan.channel} {plan.subject}"
-    if decision is not None:
-        head += f" {decision.version} ({decision.change}: {'; '.join(decision.reasons)})"
-    if not plan.steps:
-        print(f"{head}: up to date")
-        return
-    print(f"{head}: {'would call' if dry_run else 'called'}")
-    for step in plan.steps:
-        print(f"  {step.operation}  {step.why}")
-
-
-def _relative(path):
-    from mlflow_platform.paths import ROOT
-
-    return str(path.relative_to(ROOT))
+    upgrade_report(results, errors=listing.errors, dry_run=dry_run).emit(json=json)
 
 
 namespace = Collection(synth, bundle, local, image, publish, outdated, upgrade, ui)
