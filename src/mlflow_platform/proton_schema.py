@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from mlflow_platform import contract
 from mlflow_platform.templates import Kind
@@ -31,13 +32,13 @@ def _number(value: object) -> int | float:
     return int(number) if number.is_integer() else number
 
 
-def labels(template: Mapping[str, object]) -> dict[str, str]:
+def labels(template: Mapping[str, Any]) -> dict[str, str]:
     """Each input's console label, from the template's AWS::CloudFormation::Interface."""
-    interface = (template.get("Metadata") or {}).get("AWS::CloudFormation::Interface") or {}  # type: ignore[union-attr]
+    interface = (template.get("Metadata") or {}).get("AWS::CloudFormation::Interface") or {}
     return {name: label["default"] for name, label in interface.get("ParameterLabels", {}).items()}
 
 
-def _property(spec: Mapping[str, object], title: str | None) -> dict[str, object]:
+def _property(spec: Mapping[str, Any], title: str | None) -> dict[str, object]:
     numeric = spec["Type"] == "Number"
     convert = _number if numeric else str
     prop: dict[str, object] = {"type": "number" if numeric else "string"}
@@ -47,7 +48,7 @@ def _property(spec: Mapping[str, object], title: str | None) -> dict[str, object
     if "Default" in spec:
         prop["default"] = convert(spec["Default"])
     if "AllowedValues" in spec:
-        prop["enum"] = [convert(v) for v in spec["AllowedValues"]]  # type: ignore[union-attr]
+        prop["enum"] = [convert(v) for v in spec["AllowedValues"]]
     if "AllowedPattern" in spec:
         prop["pattern"] = spec["AllowedPattern"]
     if "MinValue" in spec:

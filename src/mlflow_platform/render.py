@@ -46,8 +46,8 @@ def to_yaml(document: object) -> str:
 
 
 def proton_cloudformation(template: Mapping[str, object], *, kind: Kind) -> dict:
-    rendered = _bind_contract(copy.deepcopy(dict(template)))
-    rendered = _escape_jinja(rendered)
+    rendered = _escape_jinja(_bind_contract(copy.deepcopy(dict(template))))
+    assert isinstance(rendered, dict)  # both walks keep each node's type
     parameters: dict[str, dict] = rendered.get("Parameters", {})
     for name, spec in parameters.items():
         binding = PROVIDED[kind].get(name, f"{INPUTS_NAMESPACE[kind]}.{input_name(name)}")

@@ -130,6 +130,7 @@ def render_specs(
                 problems += found
                 continue
             inputs = _with_defaults(values, body)
+            context: dict[str, object]
             if kind == "environment":
                 context = {"environment": {"name": "mlflow", "inputs": inputs}}
             else:

@@ -6,6 +6,8 @@ each read or write them several times.
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -16,5 +18,6 @@ def dump(document: object) -> str:
     return yaml.dump(document, Dumper=_DUMPER, sort_keys=False, width=10**6, allow_unicode=True)
 
 
-def load(text: str | bytes) -> object:
+def load(text: str | bytes) -> Any:
+    """Any: a YAML document is whatever its text says; callers check its shape."""
     return yaml.load(text, Loader=_LOADER)

@@ -199,6 +199,6 @@ def install(app: Flask) -> None:
         original = app.view_functions[endpoint]
         if getattr(original, "fast_path", False):
             continue
-        view = _fast_view(original, parse)
+        view = _fast_view(original, parse)  # type: ignore[arg-type]  # Flask types views widely
         view.fast_path = True  # type: ignore[attr-defined]
         app.view_functions[endpoint] = view

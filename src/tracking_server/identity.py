@@ -67,7 +67,7 @@ def authenticate_request() -> Any:
     signed_in = auth.authenticate_request_basic_auth()
     if (
         isinstance(signed_in, Authorization)
-        and not auth.store.get_user(signed_in.username).is_admin
+        and not auth.store.get_user(signed_in.username or "").is_admin
     ):
         return _forbidden("only requests through a team API, or the admin, are served")
     return signed_in
