@@ -17,7 +17,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking._tracking_service.utils import _get_store
 
 from mlflow_platform.paths import IMAGE_SOURCE
-from tracking_server import app, bulk_store, store_plugin
+from tracking_server import app, bulk_store, store_plugin, store_uri
 from tracking_server import settings as names
 from tracking_server.entrypoint import server_command
 from tracking_server.settings import from_environ
@@ -29,7 +29,7 @@ def stores(platform, tmp_path_factory):
     uri = local.database_uri()
     artifacts = str(tmp_path_factory.mktemp("artifacts"))
     stock = SqlAlchemyStore(uri, artifacts)
-    bulk = store_plugin.store(store_plugin.bulk_uri(uri), artifacts)
+    bulk = store_plugin.store(store_uri.bulk_uri(uri), artifacts)
     experiment = stock.create_experiment(f"bulk-store-{random.randrange(10**9)}")
     return stock, bulk, lambda: stock.create_run(experiment, "test", 0, [], "run").info.run_id
 
@@ -123,7 +123,7 @@ def test_concurrent_writers_on_one_run_lose_nothing(stores):
 
 def test_mlflow_finds_the_store_through_its_entry_point(stores, platform):
     local, _ = platform
-    found = _get_store(store_plugin.bulk_uri(local.database_uri()))
+    found = _get_store(store_uri.bulk_uri(local.database_uri()))
     assert isinstance(found, bulk_store.BulkSqlAlchemyStore)
 
 
@@ -265,7 +265,7 @@ def test_a_store_built_from_its_uri_alone_is_built_as_mlflows(platform, monkeypa
             monkeypatch.delenv("_MLFLOW_SERVER_ARTIFACT_ROOT", raising=False)
         else:
             monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", root)
-        ours = store_plugin.store(store_plugin.bulk_uri(plain))
+        ours = store_plugin.store(store_uri.bulk_uri(plain))
         mlflows = tracking_utils._get_sqlalchemy_store(plain, None)
         assert isinstance(ours, bulk_store.BulkSqlAlchemyStore)
         assert ours.artifact_root_uri == mlflows.artifact_root_uri
@@ -279,13 +279,13 @@ def test_a_store_built_from_its_uri_alone_is_built_as_mlflows(platform, monkeypa
     # An explicit artifact URI wins over the environment, as in MLflow's builders.
     explicit = str(tmp_path / "explicit")
     assert (
-        store_plugin.store(store_plugin.bulk_uri(plain), explicit).artifact_root_uri
+        store_plugin.store(store_uri.bulk_uri(plain), explicit).artifact_root_uri
         == tracking_utils._get_sqlalchemy_store(plain, explicit).artifact_root_uri
     )
 
     replica = plain.replace("@127.0.0.1:", "@localhost:")  # the same database, another URI
     monkeypatch.setenv(READ_REPLICA_BACKEND_STORE_URI_ENV_VAR, replica)
-    ours = store_plugin.store(store_plugin.bulk_uri(plain), "s3://bucket/x")
+    ours = store_plugin.store(store_uri.bulk_uri(plain), "s3://bucket/x")
     mlflows = TrackingStoreRegistryWrapper._get_sqlalchemy_store(plain, "s3://bucket/x")
     assert ours.read_engine is not None
     assert ours.read_engine.url == mlflows.read_engine.url
@@ -293,6 +293,6 @@ def test_a_store_built_from_its_uri_alone_is_built_as_mlflows(platform, monkeypa
 
     # With workspaces, MLflow's own workspace-aware store: the bulk writes know no workspace.
     monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")
-    ours = store_plugin.store(store_plugin.bulk_uri(plain))
+    ours = store_plugin.store(store_uri.bulk_uri(plain))
     assert type(ours) is type(tracking_utils._get_sqlalchemy_store(plain, None))
     assert not isinstance(ours, bulk_store.BulkSqlAlchemyStore)

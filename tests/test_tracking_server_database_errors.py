@@ -20,7 +20,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-from tracking_server import store_plugin
+from tracking_server import store_plugin, store_uri
 
 
 def _superuser(local) -> psycopg2.extensions.connection:
@@ -37,7 +37,7 @@ def setup(platform, tmp_path_factory):
     uri = local.database_uri()
     artifacts = str(tmp_path_factory.mktemp("artifacts"))
     stock = SqlAlchemyStore(uri, artifacts)
-    bulk = store_plugin.store(store_plugin.bulk_uri(uri), artifacts)
+    bulk = store_plugin.store(store_uri.bulk_uri(uri), artifacts)
     http = requests.Session()
     http.auth = (details["username"], details["password"])
     experiment = stock.create_experiment(f"database-errors-{uuid.uuid4().hex}")

@@ -26,7 +26,7 @@ as `-(9223372036854775808::bigint)`, and that cast overflows.
 
 Anything unusual (a timestamp or step that is not an int) goes through MLflow's own code, and
 everything but metric writes is MLflow's. The server reaches this store through the `pgbulk://`
-scheme (store_plugin.py); the model registry and migrations keep the plain PostgreSQL URI.
+scheme (store_uri.py); the model registry and migrations keep the plain PostgreSQL URI.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.validation import _validate_metric
 from psycopg2.extras import execute_values
 
-from tracking_server.store_plugin import plain_uri
+from tracking_server.store_uri import plain_uri
 
 MetricValue = tuple[str, float, int, int]
 """key, value, timestamp, step: a metric as the fast request path hands it over."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tracking_server import app, identity, store_plugin, team_users
+from tracking_server import app, identity, store_uri, team_users
 from tracking_server import settings as names
 from tracking_server.settings import Settings, SettingsError, from_environ
 
@@ -149,7 +149,7 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
     if not settings.database.sqlite_path:
         # Runs and metrics go through the bulk store; the registry keeps MLflow's own.
         env["MLFLOW_REGISTRY_STORE_URI"] = settings.database.uri()
-        env["MLFLOW_BACKEND_STORE_URI"] = store_plugin.bulk_uri(settings.database.uri())
+        env["MLFLOW_BACKEND_STORE_URI"] = store_uri.bulk_uri(settings.database.uri())
     env["MLFLOW_ARTIFACTS_DESTINATION"] = settings.artifacts_destination
     # MLflow 3 starts job runners (GenAI scorers, trace roll-ups) beside the server: four more
     # processes, about 1 GB in all, and periodic tasks that every replica would run again.

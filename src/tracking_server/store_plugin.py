@@ -1,4 +1,4 @@
-"""How MLflow reaches the bulk metric store: the `pgbulk://` scheme and its entry point.
+"""How MLflow reaches the bulk metric store: the entry point of the `pgbulk://` scheme.
 
 MLflow loads `mlflow.tracking_store` entry points while `mlflow.tracking` is still importing,
 so this module imports nothing from MLflow; the store itself is imported on first use.
@@ -9,29 +9,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from tracking_server.store_uri import SCHEME, plain_uri
+
 if TYPE_CHECKING:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-SCHEME = "pgbulk"
-DRIVER = "postgresql+psycopg2"
 # mlflow.server.constants.READ_REPLICA_BACKEND_STORE_URI_ENV_VAR: importing that module builds
 # MLflow's Flask application, which a client building a store has no use for.
 READ_REPLICA_ENV_VAR = "_MLFLOW_SERVER_READ_REPLICA_BACKEND_STORE"
-
-
-def plain_uri(store_uri: str) -> str:
-    """pgbulk://... -> postgresql+psycopg2://... (the same database, MLflow's own driver)."""
-    scheme, separator, rest = store_uri.partition("://")
-    if scheme != SCHEME or not separator:
-        raise ValueError(f"not a {SCHEME}:// URI")
-    return f"{DRIVER}://{rest}"
-
-
-def bulk_uri(plain: str) -> str:
-    scheme, separator, rest = plain.partition("://")
-    if not scheme.startswith("postgresql") or not separator:
-        raise ValueError("not a PostgreSQL URI")
-    return f"{SCHEME}://{rest}"
 
 
 def store(store_uri: str, artifact_uri: str | None = None) -> SqlAlchemyStore:
