@@ -16,9 +16,9 @@ _TARGET = "A channel: proton or servicecatalog (repeatable; default: both)."
 @task(help=help_for("json"))
 def synth(c, json=False):
     """Synthesize every template to pure CloudFormation in build/synth/ (cdk-nag checked)."""
+    from mlflow_platform.building.synth import synthesize, write
     from mlflow_platform.cli import synth_report
     from mlflow_platform.paths import SYNTH_DIR
-    from mlflow_platform.synth import synthesize, write
 
     with failing_as("synth"):
         written = write(synthesize(), SYNTH_DIR)
@@ -37,7 +37,7 @@ def bundle(c, check=False, force=False, json=False):
     """Render both templates into verified Proton bundles and Service Catalog templates.
 
     Each step (a synth, a lint) is reported on stderr as it ends."""
-    from mlflow_platform.cache import bundle_unless_up_to_date
+    from mlflow_platform.building.stamp import bundle_unless_up_to_date
     from mlflow_platform.cli import bundle_report
 
     with failing_as("bundle"):
@@ -115,7 +115,7 @@ def publish(
     from pathlib import Path
 
     from mlflow_platform import aws, publish_config
-    from mlflow_platform.cache import require_committed
+    from mlflow_platform.building.stamp import require_committed
     from mlflow_platform.cli import publish_report
     from mlflow_platform.publish import publish as run_publish
     from mlflow_platform.publish import releases

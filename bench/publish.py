@@ -54,7 +54,7 @@ def main() -> None:
         from aws_fake import FakeAws
 
         from mlflow_platform import aws, publish_config
-        from mlflow_platform.cache import bundle_unless_up_to_date
+        from mlflow_platform.building.stamp import bundle_unless_up_to_date
         from mlflow_platform.publish import publish, releases
         from mlflow_platform.templates import TEMPLATES
 

@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlflow_platform.nag import acknowledge, logical_id
+from mlflow_platform.building.nag import acknowledge, logical_id
 
 ARTIFACT_PREFIX = "artifacts"
 

@@ -11,7 +11,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from mlflow_platform.nag import acknowledge
+from mlflow_platform.building.nag import acknowledge
 
 ADMIN_USERNAME = "admin"
 

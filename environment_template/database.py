@@ -14,7 +14,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from mlflow_platform.nag import acknowledge
+from mlflow_platform.building.nag import acknowledge
 
 ENGINE = "aurora-postgresql"
 # A current release that supports scaling to 0 ACU; cfn-lint flags deprecated ones (W3690).

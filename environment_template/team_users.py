@@ -20,7 +20,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlflow_platform import contract
-from mlflow_platform.nag import acknowledge
+from mlflow_platform.building.nag import acknowledge
 
 HANDLER_SOURCE = Path(__file__).with_name("team_users_function.py")
 # CloudFormation's limit for inline (ZipFile) function code.

@@ -13,7 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlflow_platform import image
-from mlflow_platform.nag import acknowledge, logical_id
+from mlflow_platform.building.nag import acknowledge, logical_id
 from tracking_server import settings
 
 CONTAINER_NAME = "tracking-server"

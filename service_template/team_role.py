@@ -13,7 +13,7 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from mlflow_platform.nag import acknowledge, logical_id
+from mlflow_platform.building.nag import acknowledge, logical_id
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlflow_platform import contract
-from mlflow_platform.nag import acknowledge
+from mlflow_platform.building.nag import acknowledge
 from tracking_server.settings import TEAM_USER_PREFIX
 
 RESOURCE_TYPE = "Custom::MlflowTeamUser"

@@ -12,9 +12,9 @@ from moto.server import ThreadedMotoServer
 from publishing import BUCKET, ROLE, TEAM, World, bucket_exists, free_port
 
 from mlflow_platform import publish_config
+from mlflow_platform.building.synth import Synthesis, synthesize
 from mlflow_platform.local import LocalPlatform
 from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.synth import Synthesis, synthesize
 from mlflow_platform.templates import TEMPLATES
 
 
@@ -37,7 +37,7 @@ def service(synthesis: Synthesis) -> dict:
 @pytest.fixture(scope="session")
 def rendered(synthesis: Synthesis) -> dict:
     """Both templates rendered for both channels from the session's synthesis (no lint)."""
-    from mlflow_platform import bundle
+    from mlflow_platform.building import bundle
     from mlflow_platform.templates import all_templates
 
     rendered: dict = {}

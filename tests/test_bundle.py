@@ -1,46 +1,51 @@
-"""`invoke bundle` end to end, and the cache that lets it skip work."""
+"""`invoke bundle` end to end, and the stamp that lets it skip work."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from mlflow_platform import bundle, cache
+from mlflow_platform.building import bundle, stamp
 from mlflow_platform.paths import ROOT
 from mlflow_platform.templates import TEMPLATES
 
 TEMPLATE_NAMES = [name for name, _ in TEMPLATES]  # environments first
 
 
-def _helper_processes() -> set[str]:
-    """jsii's Node processes and multiprocessing's workers."""
+def _processes_with(marker: str) -> set[str]:
+    """Every process whose environment holds marker: what a run started (jsii's Node process,
+    the lint workers) inherits it, whatever else runs on the machine."""
     found = set()
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    needle = marker.encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            text = cmdline.read_bytes()
-        except OSError:  # the process ended while we looked
+            text = environ.read_bytes()
+        except OSError:  # the process ended while we looked, or is not ours to read
             continue
-        if b"jsii" in text or b"multiprocessing" in text:
-            found.add(cmdline.parent.name)
+        if needle in text:
+            found.add(environ.parent.name)
     return found
 
 
 def test_bundle_check_renders_verifies_and_matches_the_committed_bundles():
     """The whole pipeline, cfn-lint included, in a fresh process, ignoring any stamp; the
     process leaves no helper process behind."""
-    before = _helper_processes()
+    marker = f"MLFLOW_PLATFORM_TEST_RUN={uuid.uuid4()}"
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "bundle", "--check", "--force", "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env={**os.environ, marker.split("=")[0]: marker.split("=")[1]},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
@@ -64,9 +69,9 @@ def test_bundle_check_renders_verifies_and_matches_the_committed_bundles():
     checked = [line for line in progress if line.startswith("cfn-lint checked ")]
     assert checked and checked[-1].endswith(f"({len(checked)} of {len(checked)})")
     deadline = time.monotonic() + 10
-    while _helper_processes() - before and time.monotonic() < deadline:
+    while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _helper_processes() - before == set()
+    assert _processes_with(marker) == set()
 
 
 @pytest.fixture
@@ -78,31 +83,31 @@ def project(tmp_path, monkeypatch):
     bundle_dir.mkdir(parents=True)
     output = bundle_dir / "schema.yaml"
     output.write_text("schema")
-    monkeypatch.setattr(cache, "ROOT", tmp_path)
-    monkeypatch.setattr(cache, "STAMP", tmp_path / "build" / "stamp.json")
+    monkeypatch.setattr(stamp, "ROOT", tmp_path)
+    monkeypatch.setattr(stamp, "STAMP", tmp_path / "build" / "stamp.json")
     return tmp_path, output
 
 
 def test_stamp_is_valid_until_a_source_or_an_output_changes(project):
     root, output = project
-    key = cache.inputs_key()
-    assert not cache.up_to_date(key)
-    cache.record(key, [output])
-    assert cache.up_to_date(key)
+    key = stamp.inputs_key()
+    assert not stamp.up_to_date(key)
+    stamp.record(key, [output])
+    assert stamp.up_to_date(key)
 
     (root / "proton" / "specs" / "a.yaml").write_text("proton: ServiceSpec\n")
-    assert cache.inputs_key() != key
+    assert stamp.inputs_key() != key
 
     output.write_text("edited by hand")
-    assert not cache.up_to_date(key)
+    assert not stamp.up_to_date(key)
     output.write_text("schema")
-    assert cache.up_to_date(key)
+    assert stamp.up_to_date(key)
 
     (output.parent / "stray.yaml").write_text("x")
-    assert not cache.up_to_date(key)
+    assert not stamp.up_to_date(key)
     (output.parent / "stray.yaml").unlink()
     output.unlink()
-    assert not cache.up_to_date(key)
+    assert not stamp.up_to_date(key)
 
 
 def test_a_breaking_schema_starts_a_new_major_folder_and_keeps_the_old(tmp_path, rendered):

@@ -27,7 +27,8 @@ import requests
 from cfn_eval import Evaluator
 from helpers import one_of_type
 
-from mlflow_platform import contract, render
+from mlflow_platform import contract
+from mlflow_platform.building import render
 from mlflow_platform.local import LOAD_BALANCER_DNS_NAME
 from tracking_server import settings
 

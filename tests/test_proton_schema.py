@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from mlflow_platform.proton_schema import input_name, schema
+from mlflow_platform.building.proton_schema import input_name, schema
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ from publishing import (
     write_tree,
 )
 
-from mlflow_platform import aws, publish_config, release, render
+from mlflow_platform import aws, publish_config, release
+from mlflow_platform.building import render
 from mlflow_platform.paths import ROOT
 from mlflow_platform.publish import publish, releases
 from mlflow_platform.templates import TEMPLATES

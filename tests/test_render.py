@@ -11,8 +11,9 @@ import proton_bundle_rules
 import pytest
 import yaml
 
-from mlflow_platform import archive, bundle, contract, render
-from mlflow_platform.proton_schema import input_name
+from mlflow_platform import contract
+from mlflow_platform.building import archive, bundle, render
+from mlflow_platform.building.proton_schema import input_name
 
 
 def _cloudformation(item) -> str:

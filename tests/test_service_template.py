@@ -11,7 +11,7 @@ from cfn_eval import Evaluator
 from helpers import as_list, of_type, one_of_type, policy_statements
 
 from mlflow_platform import contract
-from mlflow_platform.synth import render_json
+from mlflow_platform.building.synth import render_json
 
 
 def test_every_input_has_a_description_a_default_and_a_constraint(service):

@@ -10,10 +10,10 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from mlflow_platform import nag
-from mlflow_platform.lint import LintPool, lint_template
+from mlflow_platform.building import nag
+from mlflow_platform.building.lint import LintPool, lint_template
+from mlflow_platform.building.synth import render_json, synthesize
 from mlflow_platform.paths import ROOT
-from mlflow_platform.synth import render_json, synthesize
 from mlflow_platform.templates import TemplateDefinition, all_templates
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlflow_platform import render, verify
-from mlflow_platform.bundle import spec_files
+from mlflow_platform.building import render, verify
+from mlflow_platform.building.bundle import spec_files
 from mlflow_platform.paths import ROOT
 
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from mlflow_platform.proton_schema import schema
+from mlflow_platform.building.proton_schema import schema
 from mlflow_platform.versioning import schema_compatibility, unsafe_changes
 
 

@@ -21,7 +21,7 @@ from mlflow_platform.errors import PlatformError
 from mlflow_platform.paths import ROOT
 
 if TYPE_CHECKING:
-    from mlflow_platform.bundle import BundleResult
+    from mlflow_platform.building.bundle import BundleResult
     from mlflow_platform.publish import ChannelOutcome
     from mlflow_platform.publish_plan import Plan
     from mlflow_platform.upgrade import Listing, UpgradeResult

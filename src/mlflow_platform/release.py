@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from mlflow_platform import archive, yaml_io
+from mlflow_platform import yaml_io
+from mlflow_platform.building import archive
+from mlflow_platform.building.proton_schema import INPUT_TYPE, schema
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT, catalog_template
-from mlflow_platform.proton_schema import INPUT_TYPE, schema
 from mlflow_platform.templates import Kind
 
 _MAJOR_DIR = re.compile(r"^v([1-9][0-9]*)$")

@@ -7,7 +7,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.region_info import Fact, FactName, RegionInfo
 from constructs import Construct
 
-from mlflow_platform.nag import acknowledge
+from mlflow_platform.building.nag import acknowledge
 
 FLOW_LOG_PREFIX = "vpc-flow-logs/"
 LOAD_BALANCER_PREFIX = "alb"

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlflow_platform import contract, yaml_io
+from mlflow_platform.building.proton_schema import PROVIDED, input_name, schema
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.proton_schema import PROVIDED, input_name, schema
 from mlflow_platform.templates import Kind
 
 INPUTS_NAMESPACE: Mapping[Kind, str] = {

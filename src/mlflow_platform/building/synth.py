@@ -17,7 +17,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from mlflow_platform.nag import NagFindingsError, findings_from_report
+from mlflow_platform.building.nag import NagFindingsError, findings_from_report
 from mlflow_platform.templates import TemplateDefinition, all_templates
 
 CONTEXT = {

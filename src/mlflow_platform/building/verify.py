@@ -20,8 +20,8 @@ import jsonschema
 import yaml
 
 from mlflow_platform import contract, yaml_io
+from mlflow_platform.building.render import INFRASTRUCTURE_DIR, TEMPLATE_FILE, ProtonBundle
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.render import INFRASTRUCTURE_DIR, TEMPLATE_FILE, ProtonBundle
 from mlflow_platform.templates import Kind
 
 SPEC_KIND: Mapping[Kind, str] = {"environment": "EnvironmentSpec", "service": "ServiceSpec"}

@@ -23,9 +23,10 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow_platform import archive, release, render, verify, versioning, yaml_io
+from mlflow_platform import release, versioning, yaml_io
+from mlflow_platform.building import archive, render, verify
+from mlflow_platform.building.lint import PRIMARY_REGION, LintFinding, LintPool
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.lint import PRIMARY_REGION, LintFinding, LintPool
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT, catalog_template
 from mlflow_platform.templates import TemplateDefinition, all_templates
 
@@ -168,7 +169,7 @@ def render_and_verify(
     """Every template rendered for both channels; raises VerificationError on any problem."""
     # Imported here: `invoke bundle` with nothing changed answers from its stamp without
     # loading aws-cdk-lib.
-    from mlflow_platform.synth import synthesize
+    from mlflow_platform.building.synth import synthesize
 
     problems: list[str] = []
     # Each lint and what it checks.

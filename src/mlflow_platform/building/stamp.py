@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from mlflow_platform.paths import BUILD, ROOT
 
 if TYPE_CHECKING:
-    from mlflow_platform.bundle import BundleResult
+    from mlflow_platform.building.bundle import BundleResult
 
 SOURCES = (
     "environment_template",
@@ -118,7 +118,7 @@ def bundle_unless_up_to_date(
     key = inputs_key()
     if not force and up_to_date(key):
         return None
-    from mlflow_platform import bundle
+    from mlflow_platform.building import bundle
 
     if check:
         return bundle.build(check=True, progress=progress)
@@ -135,7 +135,7 @@ def require_committed(*, progress: Callable[[str], None] = lambda _: None) -> No
     key = inputs_key()
     if up_to_date(key):
         return
-    from mlflow_platform import bundle
+    from mlflow_platform.building import bundle
 
     result = bundle.build(check=True, write_dist=True, progress=progress)
     record(key, result.written)
