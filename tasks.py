@@ -161,11 +161,12 @@ def publish(
     import sys
     from pathlib import Path
 
-    from mlflow_platform import aws, publish_config
+    from mlflow_platform import aws
     from mlflow_platform.cache import require_committed
     from mlflow_platform.errors import PlatformError
-    from mlflow_platform.publish import publish as run_publish
-    from mlflow_platform.publish import releases
+    from mlflow_platform.releasing import config as publish_config
+    from mlflow_platform.releasing.publish import publish as run_publish
+    from mlflow_platform.releasing.publish import releases
 
     out = sys.stderr if json else sys.stdout
     try:
@@ -293,10 +294,11 @@ _TEMPLATES_HELP = "Only this template (repeatable; default: every template)."
 
 
 def _listing(target, template, profile, region):
-    from mlflow_platform import aws, publish_config
+    from mlflow_platform import aws
     from mlflow_platform.errors import PlatformError
+    from mlflow_platform.releasing import config as publish_config
     from mlflow_platform.templates import named
-    from mlflow_platform.upgrade import deployed
+    from mlflow_platform.upgrading import deployed
 
     try:
         channels = publish_config.channels(target)
@@ -376,8 +378,8 @@ def upgrade(
     import sys
 
     from mlflow_platform.errors import PlatformError
-    from mlflow_platform.upgrade import select
-    from mlflow_platform.upgrade import upgrade as run_upgrade
+    from mlflow_platform.upgrading import select
+    from mlflow_platform.upgrading import upgrade as run_upgrade
 
     clients, listing = _listing(target, template, profile, region)
     try:

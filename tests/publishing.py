@@ -8,7 +8,7 @@ import socket
 from aws_fake import FakeAws, http_response
 
 from mlflow_platform import aws, bundle
-from mlflow_platform.publish import publish, releases
+from mlflow_platform.releasing.publish import publish, releases
 from mlflow_platform.templates import TEMPLATES
 
 BUCKET = "platform-bundles"

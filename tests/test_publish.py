@@ -26,9 +26,11 @@ from publishing import (
     write_tree,
 )
 
-from mlflow_platform import aws, publish_config, release, render
+from mlflow_platform import aws, render
 from mlflow_platform.paths import ROOT
-from mlflow_platform.publish import publish, releases
+from mlflow_platform.releasing import config as publish_config
+from mlflow_platform.releasing import release
+from mlflow_platform.releasing.publish import publish, releases
 from mlflow_platform.templates import TEMPLATES
 
 

@@ -15,7 +15,7 @@ from publishing import ENVIRONMENT, SERVICE, all_ok, run, with_optional_input, w
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.paths import ROOT
 from mlflow_platform.templates import TEMPLATES
-from mlflow_platform.upgrade import deployed, select, upgrade
+from mlflow_platform.upgrading import deployed, select, upgrade
 
 ALL = dict(TEMPLATES)
 BOTH = ("proton", "servicecatalog")

@@ -26,10 +26,11 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow_platform import archive, process, release, render, verify, versioning, yaml_io
+from mlflow_platform import archive, process, render, verify, yaml_io
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.lint import PRIMARY_REGION, LintFinding, LintPool
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT, catalog_template
+from mlflow_platform.releasing import release, versioning
 from mlflow_platform.templates import TemplateDefinition, all_templates
 
 SPECS_DIR = PROTON_DIR / "specs"

@@ -15,8 +15,8 @@ from typing import TypeVar
 import botocore.exceptions
 
 from mlflow_platform.aws import ChannelError, Clients
-from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.versioning import Decision, Published
+from mlflow_platform.releasing.config import PublishConfig
+from mlflow_platform.releasing.versioning import Decision, Published
 
 Progress = Callable[[str], None]
 T = TypeVar("T")

@@ -18,7 +18,7 @@ import botocore.exceptions
 
 from mlflow_platform.aws import ChannelError, Clients, channel_error
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.publish_plan import Progress, wait_until
+from mlflow_platform.releasing.plan import Progress, wait_until
 
 _VERSION = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 _ACTIVE = ("IN_PROGRESS",)

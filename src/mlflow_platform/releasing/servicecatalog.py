@@ -28,11 +28,12 @@ from collections.abc import Mapping
 
 import botocore.exceptions
 
-from mlflow_platform import versioning, yaml_io
+from mlflow_platform import yaml_io
 from mlflow_platform.aws import ChannelError, Clients
-from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.publish_plan import Plan, Step, published_reader
-from mlflow_platform.release import Release, service_catalog_inputs
+from mlflow_platform.releasing import versioning
+from mlflow_platform.releasing.config import PublishConfig
+from mlflow_platform.releasing.plan import Plan, Step, published_reader
+from mlflow_platform.releasing.release import Release, service_catalog_inputs
 
 CHANNEL = "servicecatalog"
 _HASH = re.compile(r"sha256:([0-9a-f]{64})")

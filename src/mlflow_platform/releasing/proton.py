@@ -17,11 +17,12 @@ from collections.abc import Mapping
 
 import botocore.exceptions
 
-from mlflow_platform import versioning, yaml_io
+from mlflow_platform import yaml_io
 from mlflow_platform.aws import ChannelError, Clients
-from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.publish_plan import Plan, Progress, Step, published_reader, wait_until
-from mlflow_platform.release import Release, proton_inputs
+from mlflow_platform.releasing import versioning
+from mlflow_platform.releasing.config import PublishConfig
+from mlflow_platform.releasing.plan import Plan, Progress, Step, published_reader, wait_until
+from mlflow_platform.releasing.release import Release, proton_inputs
 
 CHANNEL = "proton"
 CUSTOMER_MANAGED = "CUSTOMER_MANAGED"
