@@ -9,20 +9,16 @@ value", so an upgrade never resets an input to its default.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
-import botocore.exceptions
-
-from mlflow_platform.aws import ChannelError, Clients, channel_error
+from mlflow_platform.aws import Clients, channel_error
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.releasing.plan import Progress, wait_until
+from mlflow_platform.releasing import proton, servicecatalog
+from mlflow_platform.releasing.plan import Progress, Waiting
+from mlflow_platform.releasing.versioning import parse_label
 
-_VERSION = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
-_ACTIVE = ("IN_PROGRESS",)
-_RECORD_ACTIVE = ("CREATED", "IN_PROGRESS")
+_AGAIN = "`invoke outdated` shows where it stands"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,26 +34,22 @@ class Deployed:
     major_upgrade: str | None
     """The newest version of a newer major, when there is one."""
     service: str | None = None
-    ids: tuple[tuple[str, str], ...] = ()
-    """Service Catalog ids: provisioned product, product, and the target artifacts."""
+    source: proton.Deployment | servicecatalog.Provisioned = field(repr=False, compare=False)
+    """What the channel listed, which its upgrade call takes."""
+    artifacts: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Service Catalog: the provisioning artifact id of each version."""
 
     def target(self, *, major: bool) -> str | None:
         return (self.major_upgrade if major else None) or self.minor_upgrade
 
     def describe(self) -> dict[str, object]:
-        found = asdict(self)
-        del found["ids"]
-        return found
-
-
-def _parse(label: str) -> tuple[int, int] | None:
-    found = _VERSION.match(label)
-    return (int(found.group(1)), int(found.group(2))) if found else None
+        hidden = ("source", "artifacts")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
 
 
 def _upgrades(current: str, available: list[str]) -> tuple[str | None, str | None]:
-    now = _parse(current)
-    versions = sorted(v for v in map(_parse, available) if v is not None)
+    now = parse_label(current)
+    versions = sorted(v for v in map(parse_label, available) if v is not None)
     if now is None or not versions:
         return None, None
     same = [v for v in versions if v[0] == now[0] and v > now]
@@ -69,100 +61,53 @@ def _upgrades(current: str, available: list[str]) -> tuple[str | None, str | Non
 
 
 def _proton(clients: Clients, templates: Mapping[str, str]) -> list[Deployed]:
-    proton = clients("proton")
-    published: dict[str, list[str]] = {}
-    for name, kind in templates.items():
-        pages = proton.get_paginator(f"list_{kind}_template_versions").paginate(templateName=name)
-        try:
-            published[name] = [
-                f"{v['majorVersion']}.{v['minorVersion']}"
-                for page in pages
-                for v in page["templateVersions"]
-                if v["status"] == "PUBLISHED"
-            ]
-        except botocore.exceptions.ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
-            published[name] = []
-    found: list[Deployed] = []
-    for operation, key, kind in (
-        ("list_environments", "environments", "environment"),
-        ("list_service_instances", "serviceInstances", "service instance"),
-    ):
-        for page in proton.get_paginator(operation).paginate():
-            for item in page[key]:
-                if item["templateName"] not in templates:
-                    continue
-                current = f"{item['templateMajorVersion']}.{item['templateMinorVersion']}"
-                minor, major = _upgrades(current, published[item["templateName"]])
-                found.append(
-                    Deployed(
-                        channel="proton",
-                        kind=kind,
-                        name=item["name"],
-                        service=item.get("serviceName"),
-                        template=item["templateName"],
-                        current=current,
-                        minor_upgrade=minor,
-                        major_upgrade=major,
-                    )
-                )
+    published = {
+        name: proton.published_labels(clients, name, kind) for name, kind in templates.items()
+    }
+    found = []
+    for deployment in proton.deployments(clients, templates):
+        minor, major = _upgrades(deployment.version, published[deployment.template])
+        found.append(
+            Deployed(
+                channel=proton.CHANNEL,
+                kind=deployment.kind,
+                name=deployment.name,
+                service=deployment.service,
+                template=deployment.template,
+                current=deployment.version,
+                minor_upgrade=minor,
+                major_upgrade=major,
+                source=deployment,
+            )
+        )
     return found
 
 
-def _search_pages(catalog) -> list[dict]:
-    """SearchProvisionedProducts pages (botocore has no paginator for it)."""
-    pages: list[dict] = []
-    token: str | None = None
-    while True:
-        extra = {"PageToken": token} if token else {}
-        page = catalog.search_provisioned_products(
-            AccessLevelFilter={"Key": "Account", "Value": "self"}, PageSize=100, **extra
-        )
-        pages.append(page)
-        token = page.get("NextPageToken")
-        if not token:
-            return pages
-
-
 def _servicecatalog(clients: Clients, templates: Mapping[str, str]) -> list[Deployed]:
-    catalog = clients("servicecatalog")
     artifacts: dict[str, dict[str, str]] = {}
     for name in templates:
-        try:
-            product = catalog.describe_product_as_admin(Name=name)
-        except botocore.exceptions.ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        product = servicecatalog.product(clients, name)
+        if product is not None:
+            artifacts[name] = servicecatalog.artifact_ids(product)
+    found = []
+    for provisioned in servicecatalog.provisioned_products(clients):
+        if provisioned.product not in artifacts:
             continue
-        artifacts[name] = {a["Name"]: a["Id"] for a in product["ProvisioningArtifactSummaries"]}
-    found: list[Deployed] = []
-    pages = _search_pages(catalog)
-    for page in pages:
-        for item in page["ProvisionedProducts"]:
-            product = item.get("ProductName")
-            if product not in artifacts:
-                continue
-            current = item.get("ProvisioningArtifactName", "")
-            minor, major = _upgrades(current, list(artifacts[product]))
-            ids = [
-                ("provisioned", item["Id"]),
-                ("product", item["ProductId"]),
-                ("current", item["ProvisioningArtifactId"]),
-            ]
-            ids += [(label, artifacts[product][label]) for label in (minor, major) if label]
-            found.append(
-                Deployed(
-                    channel="servicecatalog",
-                    kind="provisioned product",
-                    name=item["Name"],
-                    template=product,
-                    current=current,
-                    minor_upgrade=minor,
-                    major_upgrade=major,
-                    ids=tuple(ids),
-                )
+        ids = artifacts[provisioned.product]
+        minor, major = _upgrades(provisioned.version, list(ids))
+        found.append(
+            Deployed(
+                channel=servicecatalog.CHANNEL,
+                kind="provisioned product",
+                name=provisioned.name,
+                template=provisioned.product,
+                current=provisioned.version,
+                minor_upgrade=minor,
+                major_upgrade=major,
+                source=provisioned,
+                artifacts=ids,
             )
+        )
     return found
 
 
@@ -204,109 +149,11 @@ class UpgradeResult:
         }
 
 
-def _upgrade_proton(
-    clients: Clients,
-    item: Deployed,
-    target: str,
-    *,
-    progress: Progress,
-    poll_seconds: float,
-    timeout_seconds: float,
-) -> str:
-    proton = clients("proton")
-    major, minor = target.split(".")
-    deployment = "MAJOR_VERSION" if major != item.current.split(".")[0] else "MINOR_VERSION"
-    what = f"{item.kind} {item.name}"
-    waiting = {
-        "channel": "proton",
-        "what": what,
-        "doing": "deploying",
-        "progress": progress,
-        "poll_seconds": poll_seconds,
-        "timeout_seconds": timeout_seconds,
-        "again": "`invoke outdated` shows where it stands",
-    }
-    if item.kind == "environment":
-        proton.update_environment(
-            name=item.name,
-            deploymentType=deployment,
-            templateMajorVersion=major,
-            templateMinorVersion=minor,
-        )
-        state = wait_until(
-            lambda: proton.get_environment(name=item.name)["environment"],
-            settled=lambda s: s["deploymentStatus"] not in _ACTIVE,
-            **waiting,
-        )
+def _apply(clients: Clients, item: Deployed, target: str, waiting: Waiting) -> None:
+    if isinstance(item.source, proton.Deployment):
+        proton.deploy(clients, item.source, target, waiting)
     else:
-        proton.update_service_instance(
-            name=item.name,
-            serviceName=item.service or "",
-            deploymentType=deployment,
-            templateMajorVersion=major,
-            templateMinorVersion=minor,
-        )
-        state = wait_until(
-            lambda: proton.get_service_instance(name=item.name, serviceName=item.service or "")[
-                "serviceInstance"
-            ],
-            settled=lambda s: s["deploymentStatus"] not in _ACTIVE,
-            **waiting,
-        )
-    if state["deploymentStatus"] != "SUCCEEDED":
-        raise ChannelError(
-            "proton",
-            f"{item.kind} {item.name}: deployment {state['deploymentStatus']}: "
-            f"{state.get('deploymentStatusMessage', 'no message')}",
-        )
-    return f"{item.current} -> {target}"
-
-
-def _parameter_names(catalog, product: str, artifact: str) -> set[str]:
-    detail = catalog.describe_provisioning_artifact(
-        ProductId=product,
-        ProvisioningArtifactId=artifact,
-        IncludeProvisioningArtifactParameters=True,
-    )
-    return {p["ParameterKey"] for p in detail.get("ProvisioningArtifactParameters", [])}
-
-
-def _upgrade_servicecatalog(
-    clients: Clients,
-    item: Deployed,
-    target: str,
-    *,
-    progress: Progress,
-    poll_seconds: float,
-    timeout_seconds: float,
-) -> str:
-    catalog = clients("servicecatalog")
-    ids = dict(item.ids)
-    kept = _parameter_names(catalog, ids["product"], ids["current"]) & _parameter_names(
-        catalog, ids["product"], ids[target]
-    )
-    record = catalog.update_provisioned_product(
-        ProvisionedProductId=ids["provisioned"],
-        ProductId=ids["product"],
-        ProvisioningArtifactId=ids[target],
-        ProvisioningParameters=[{"Key": k, "UsePreviousValue": True} for k in sorted(kept)],
-        UpdateToken=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ids['provisioned']}/{ids[target]}")),
-    )["RecordDetail"]
-    state = wait_until(
-        lambda: catalog.describe_record(Id=record["RecordId"])["RecordDetail"],
-        settled=lambda s: s["Status"] not in _RECORD_ACTIVE,
-        channel="servicecatalog",
-        what=item.name,
-        doing="updating",
-        progress=progress,
-        poll_seconds=poll_seconds,
-        timeout_seconds=timeout_seconds,
-        again="`invoke outdated` shows where it stands",
-    )
-    if state["Status"] != "SUCCEEDED":
-        errors = "; ".join(e.get("Description", "") for e in state.get("RecordErrors", []))
-        raise ChannelError("servicecatalog", f"{item.name}: update {state['Status']}: {errors}")
-    return f"{item.current} -> {target}"
+        servicecatalog.update(clients, item.source, item.artifacts[target], waiting)
 
 
 def upgrade(
@@ -319,6 +166,12 @@ def upgrade(
     poll_seconds: float = 15.0,
     timeout_seconds: float = 3600.0,
 ) -> list[UpgradeResult]:
+    waiting = Waiting(
+        progress=progress,
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+        again=_AGAIN,
+    )
     results = []
     for item in items:
         target = item.target(major=major)
@@ -341,18 +194,15 @@ def upgrade(
             )
             continue
         progress(f"{item.channel} {item.kind} {item.name}: {item.current} -> {target}")
-        apply = _upgrade_proton if item.channel == "proton" else _upgrade_servicecatalog
         try:
-            message = apply(
-                clients,
-                item,
-                target,
-                progress=progress,
-                poll_seconds=poll_seconds,
-                timeout_seconds=timeout_seconds,
-            )
+            _apply(clients, item, target, waiting)
             results.append(
-                UpgradeResult(item=item, target=target, status="upgraded", message=message)
+                UpgradeResult(
+                    item=item,
+                    target=target,
+                    status="upgraded",
+                    message=f"{item.current} -> {target}",
+                )
             )
         except Exception as error:
             results.append(

@@ -24,20 +24,21 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import botocore.exceptions
 
 from mlflow_platform import yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.releasing import versioning
-from mlflow_platform.releasing.config import PublishConfig
-from mlflow_platform.releasing.plan import Plan, Step, published_reader
+from mlflow_platform.releasing.config import PublishConfig, ServiceCatalogConfig
+from mlflow_platform.releasing.plan import Plan, Step, Waiting, published_reader, wait_until
 from mlflow_platform.releasing.release import Release, service_catalog_inputs
 
 CHANNEL = "servicecatalog"
-_HASH = re.compile(r"sha256:([0-9a-f]{64})")
-_VERSION = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 _TYPE = "CLOUD_FORMATION_TEMPLATE"
 _SNAKE = re.compile(r"(?<=[a-z])(?=[A-Z])")
 MARKER_FILE = "published.json"
@@ -50,6 +51,9 @@ _DETAILS = {
     "SupportUrl": "SupportUrl",
     "Distributor": "Distributor",
 }
+# Record statuses (botocore's servicecatalog model, RecordStatus) of work still under way.
+_RECORD_ACTIVE = ("CREATED", "IN_PROGRESS")
+_RECORD_DONE = "SUCCEEDED"
 
 
 def _digest(*parts: str) -> str:
@@ -57,7 +61,7 @@ def _digest(*parts: str) -> str:
 
 
 def template_key(config: PublishConfig, release: Release, sha256: str) -> str:
-    return config.key("servicecatalog", release.name, f"{sha256}.yaml")
+    return config.key(CHANNEL, release.name, f"{sha256}.yaml")
 
 
 def template_url(clients: Clients, config: PublishConfig, key: str) -> str:
@@ -69,67 +73,118 @@ def template_url(clients: Clients, config: PublishConfig, key: str) -> str:
     return f"{endpoint}/{config.bucket}/{key}"
 
 
-def _pages(client, operation: str, key: str, **kwargs) -> list[dict]:
+def marker_key(config: PublishConfig, release: Release) -> str:
+    return config.key(CHANNEL, release.name, MARKER_FILE)
+
+
+# Reading
+
+
+def _pages(client: Any, operation: str, key: str, **kwargs: object) -> list[dict]:
     return [
         item for page in client.get_paginator(operation).paginate(**kwargs) for item in page[key]
     ]
 
 
+def product(clients: Clients, name: str) -> dict | None:
+    """The product as its administrator sees it, or None when there is none of that name."""
+    try:
+        return clients("servicecatalog").describe_product_as_admin(Name=name)
+    except botocore.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _summary(product: Mapping) -> Mapping:
+    return product["ProductViewDetail"]["ProductViewSummary"]
+
+
+def artifact_ids(product: Mapping) -> dict[str, str]:
+    """Each provisioning artifact's id by its name (the version)."""
+    return {a["Name"]: a["Id"] for a in product["ProvisioningArtifactSummaries"]}
+
+
 def _published(artifact: Mapping) -> versioning.Published | None:
-    version = _VERSION.match(artifact.get("Name", ""))
+    version = versioning.parse_label(artifact.get("Name", ""))
     if version is None:
         return None  # added by hand: not one of ours, not a version to compare against
-    found = _HASH.search(artifact.get("Description", ""))
     return versioning.Published(
-        major=int(version.group(1)),
-        minor=int(version.group(2)),
-        sha256=found.group(1) if found else None,
+        major=version[0],
+        minor=version[1],
+        sha256=versioning.described_sha256(artifact.get("Description", "")),
         usable=artifact.get("Active", True) is not False,
     )
 
 
-def _portfolio_steps(
-    clients: Clients, config: PublishConfig, portfolio: Mapping | None, principals: set[str]
-) -> list[Step]:
+def _read_marker(clients: Clients, config: PublishConfig, release: Release) -> dict | None:
+    try:
+        body = clients("s3").get_object(Bucket=config.bucket, Key=marker_key(config, release))
+    except botocore.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied"):
+            return None  # never completed here (or not readable): the full check decides
+        raise
+    try:
+        marker = json.loads(body["Body"].read())
+    except ValueError:
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Portfolio:
+    """The configured portfolio as it stands, with who may use it and its constraints."""
+
+    id: str | None
+    """None: no portfolio of that name exists yet."""
+    principals: frozenset[str] = frozenset()
+    constraints: tuple[dict, ...] = ()
+
+
+def _portfolio(clients: Clients, settings: ServiceCatalogConfig) -> _Portfolio:
     catalog = clients("servicecatalog")
-    settings = config.servicecatalog
-    steps: list[Step] = []
-    if portfolio is None:
-        token = uuid.uuid4().hex
-
-        def create(ctx: dict[str, str]) -> None:
-            created = catalog.create_portfolio(
-                DisplayName=settings.portfolio,
-                ProviderName=settings.provider,
-                Description="Self-service MLflow: the shared platform and a team's SageMaker API",
-                IdempotencyToken=token,
-            )
-            ctx["portfolio"] = created["PortfolioDetail"]["Id"]
-
-        steps.append(
-            Step(
-                operation="servicecatalog:CreatePortfolio",
-                why=f"portfolio {settings.portfolio!r} does not exist",
-                run=create,
-            )
-        )
-    # publish.yaml's principals are the portfolio's: missing ones get access, others lose it.
-    changes = [
-        ("AssociatePrincipalWithPortfolio", arn, f"give {arn} access")
-        for arn in settings.principals
-        if arn not in principals
-    ] + [
-        ("DisassociatePrincipalFromPortfolio", arn, f"remove {arn}'s access: not in publish.yaml")
-        for arn in sorted(principals - set(settings.principals))
+    found = [
+        p
+        for p in _pages(catalog, "list_portfolios", "PortfolioDetails")
+        if p["DisplayName"] == settings.portfolio
     ]
-    for operation, arn, why in changes:
-        call = getattr(catalog, _SNAKE.sub("_", operation).lower())
+    if len(found) > 1:
+        raise ChannelError(
+            CHANNEL,
+            f"{len(found)} portfolios are named {settings.portfolio!r}: "
+            "keep one, or name another in publish.yaml",
+        )
+    if not found:
+        return _Portfolio(id=None)
+    portfolio_id = found[0]["Id"]
+    # Every principal: one that publish.yaml no longer names loses access.
+    principals = _pages(
+        catalog, "list_principals_for_portfolio", "Principals", PortfolioId=portfolio_id
+    )
+    constraints = _pages(
+        catalog, "list_constraints_for_portfolio", "ConstraintDetails", PortfolioId=portfolio_id
+    )
+    return _Portfolio(
+        id=portfolio_id,
+        principals=frozenset(p["PrincipalARN"] for p in principals),
+        constraints=tuple(constraints),
+    )
 
-        def change(ctx: dict[str, str], call=call, arn: str = arn) -> None:
-            call(PortfolioId=ctx["portfolio"], PrincipalARN=arn, PrincipalType="IAM")
 
-        steps.append(Step(operation=f"servicecatalog:{operation}", why=why, run=change))
-    return steps
+def _artifacts(
+    clients: Clients, settings: ServiceCatalogConfig, product: Mapping | None
+) -> list[dict]:
+    """The product's provisioning artifacts; every field of each where older versions change."""
+    if product is None:
+        return []
+    if settings.older_versions == "keep-active":
+        return product.get("ProvisioningArtifactSummaries", [])
+    return clients("servicecatalog").list_provisioning_artifacts(
+        ProductId=_summary(product)["ProductId"]
+    )["ProvisioningArtifactDetails"]
+
+
+# What a publication sets up
 
 
 def product_details(config: PublishConfig, release: Release) -> dict[str, str]:
@@ -163,39 +218,163 @@ def state_marker(config: PublishConfig, release: Release) -> str:
     )[:32]
 
 
-def marker_key(config: PublishConfig, release: Release) -> str:
-    return config.key("servicecatalog", release.name, MARKER_FILE)
+def launch_description(role_arn: str) -> str:
+    return f"Launch as {role_arn}"
 
 
-def _read_marker(clients: Clients, config: PublishConfig, release: Release) -> dict | None:
-    try:
-        body = clients("s3").get_object(Bucket=config.bucket, Key=marker_key(config, release))
-    except botocore.exceptions.ClientError as error:
-        if error.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied"):
-            return None  # never completed here (or not readable): the full check decides
-        raise
-    try:
-        marker = json.loads(body["Body"].read())
-    except ValueError:
-        return None
-    return marker if isinstance(marker, dict) else None
+# Writing: each method is the body of one step
 
 
-def _forget_step(clients: Clients, config: PublishConfig, release: Release) -> Step:
-    key = marker_key(config, release)
+@dataclass(frozen=True, kw_only=True)
+class _Writes:
+    clients: Clients
+    config: PublishConfig
 
-    def forget(ctx: dict[str, str]) -> None:
-        clients("s3").delete_object(Bucket=config.bucket, Key=key)
+    @property
+    def catalog(self) -> Any:
+        return self.clients("servicecatalog")
 
+    def create_portfolio(self, token: str, ctx: dict[str, str]) -> None:
+        settings = self.config.servicecatalog
+        created = self.catalog.create_portfolio(
+            DisplayName=settings.portfolio,
+            ProviderName=settings.provider,
+            Description="Self-service MLflow: the shared platform and a team's SageMaker API",
+            IdempotencyToken=token,
+        )
+        ctx["portfolio"] = created["PortfolioDetail"]["Id"]
+
+    def change_access(self, operation: str, arn: str, ctx: dict[str, str]) -> None:
+        call = getattr(self.catalog, _SNAKE.sub("_", operation).lower())
+        call(PortfolioId=ctx["portfolio"], PrincipalARN=arn, PrincipalType="IAM")
+
+    def forget(self, release: Release, ctx: dict[str, str]) -> None:
+        self.clients("s3").delete_object(
+            Bucket=self.config.bucket, Key=marker_key(self.config, release)
+        )
+
+    def upload(self, release: Release, key: str, ctx: dict[str, str]) -> None:
+        self.clients("s3").put_object(
+            Bucket=self.config.bucket,
+            Key=key,
+            Body=release.service_catalog.encode(),
+            ContentType="application/x-yaml",
+        )
+
+    def create_product(
+        self, release: Release, artifact: dict, details: dict[str, str], token: str, ctx: dict
+    ) -> None:
+        created = self.catalog.create_product(
+            Name=release.name,
+            ProductType=_TYPE,
+            ProvisioningArtifactParameters=artifact,
+            IdempotencyToken=token,
+            **{_DETAILS[k]: v for k, v in details.items() if v},
+        )
+        ctx[_product(release)] = _summary(created)["ProductId"]
+        ctx[_artifact(release)] = created["ProvisioningArtifactDetail"]["Id"]
+
+    def create_artifact(self, release: Release, artifact: dict, token: str, ctx: dict) -> None:
+        created = self.catalog.create_provisioning_artifact(
+            ProductId=ctx[_product(release)], Parameters=artifact, IdempotencyToken=token
+        )
+        ctx[_artifact(release)] = created["ProvisioningArtifactDetail"]["Id"]
+
+    def update_details(self, release: Release, changed: dict[str, str], ctx: dict) -> None:
+        self.catalog.update_product(
+            Id=ctx[_product(release)], **{_DETAILS[k]: v for k, v in changed.items()}
+        )
+
+    def delete_constraint(self, constraint_id: str, ctx: dict[str, str]) -> None:
+        self.catalog.delete_constraint(Id=constraint_id)
+
+    def associate(self, release: Release, ctx: dict[str, str]) -> None:
+        self.catalog.associate_product_with_portfolio(
+            ProductId=ctx[_product(release)], PortfolioId=ctx["portfolio"]
+        )
+
+    def constrain(self, release: Release, role_arn: str, token: str, ctx: dict) -> None:
+        self.catalog.create_constraint(
+            PortfolioId=ctx["portfolio"],
+            ProductId=ctx[_product(release)],
+            Type="LAUNCH",
+            Parameters=json.dumps({"RoleArn": role_arn}),
+            Description=launch_description(role_arn),
+            IdempotencyToken=token,
+        )
+
+    def update_artifact(
+        self, release: Release, artifact_id: str, change: dict, ctx: dict[str, str]
+    ) -> None:
+        self.catalog.update_provisioning_artifact(
+            ProductId=ctx[_product(release)], ProvisioningArtifactId=artifact_id, **change
+        )
+
+    def complete(self, release: Release, ctx: dict[str, str]) -> None:
+        record = {
+            "state": state_marker(self.config, release),
+            "product": ctx[_product(release)],
+            "artifact": ctx[_artifact(release)],
+        }
+        self.clients("s3").put_object(
+            Bucket=self.config.bucket,
+            Key=marker_key(self.config, release),
+            Body=json.dumps(record, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+
+
+def _product(release: Release) -> str:
+    """The context key of the product's id."""
+    return f"product:{release.name}"
+
+
+def _artifact(release: Release) -> str:
+    """The context key of the published provisioning artifact's id."""
+    return f"artifact:{release.name}"
+
+
+# Publishing
+
+
+def _forget_step(writes: _Writes, release: Release) -> Step:
     return Step(
         operation="s3:DeleteObject",
-        why=f"forget the record of the last publication ({key}) until this one completes",
-        run=forget,
+        why="forget the record of the last publication "
+        f"({marker_key(writes.config, release)}) until this one completes",
+        run=partial(writes.forget, release),
     )
 
 
-def _summary(product: Mapping) -> Mapping:
-    return product["ProductViewDetail"]["ProductViewSummary"]
+def _portfolio_steps(writes: _Writes, portfolio: _Portfolio) -> list[Step]:
+    settings = writes.config.servicecatalog
+    steps: list[Step] = []
+    if portfolio.id is None:
+        steps.append(
+            Step(
+                operation="servicecatalog:CreatePortfolio",
+                why=f"portfolio {settings.portfolio!r} does not exist",
+                run=partial(writes.create_portfolio, uuid.uuid4().hex),
+            )
+        )
+    # publish.yaml's principals are the portfolio's: missing ones get access, others lose it.
+    changes = [
+        ("AssociatePrincipalWithPortfolio", arn, f"give {arn} access")
+        for arn in settings.principals
+        if arn not in portfolio.principals
+    ] + [
+        ("DisassociatePrincipalFromPortfolio", arn, f"remove {arn}'s access: not in publish.yaml")
+        for arn in sorted(portfolio.principals - set(settings.principals))
+    ]
+    steps += [
+        Step(
+            operation=f"servicecatalog:{operation}",
+            why=why,
+            run=partial(writes.change_access, operation, arn),
+        )
+        for operation, arn, why in changes
+    ]
+    return steps
 
 
 def _completed(
@@ -238,9 +417,9 @@ def plans(
     verify: check everything even where the product holds the current digest, to repair what
     was changed by hand since.
     """
-    catalog = clients("servicecatalog")
     settings = config.servicecatalog
-    products = {release.name: _product(clients, release.name) for release in releases}
+    subject = f"portfolio {settings.portfolio}"
+    products = {release.name: product(clients, release.name) for release in releases}
     markers = {
         release.name: None
         if products[release.name] is None
@@ -254,222 +433,218 @@ def plans(
         for release in releases
     ]
     if all(done):
-        portfolio_plan = Plan(
-            channel=CHANNEL, subject=f"portfolio {settings.portfolio}", decision=None, steps=()
-        )
+        portfolio_plan = Plan(channel=CHANNEL, subject=subject, decision=None, steps=())
         return [portfolio_plan, *(plan for plan in done if plan)]
-    portfolios = [
-        p
-        for p in _pages(catalog, "list_portfolios", "PortfolioDetails")
-        if p["DisplayName"] == settings.portfolio
-    ]
-    if len(portfolios) > 1:
-        raise ChannelError(
-            CHANNEL,
-            f"{len(portfolios)} portfolios are named {settings.portfolio!r}: "
-            "keep one, or name another in publish.yaml",
-        )
-    portfolio = portfolios[0] if portfolios else None
-    principals: set[str] = set()
-    constraints: list[dict] = []
-    if portfolio is not None:
-        # Every principal: one that publish.yaml no longer names loses access.
-        principals = {
-            p["PrincipalARN"]
-            for p in _pages(
-                catalog, "list_principals_for_portfolio", "Principals", PortfolioId=portfolio["Id"]
-            )
-        }
-        constraints = _pages(
-            catalog,
-            "list_constraints_for_portfolio",
-            "ConstraintDetails",
-            PortfolioId=portfolio["Id"],
-        )
-    context = {"portfolio": portfolio["Id"]} if portfolio else {}
-    portfolio_steps = _portfolio_steps(clients, config, portfolio, principals)
+    writes = _Writes(clients=clients, config=config)
+    portfolio = _portfolio(clients, settings)
+    portfolio_steps = _portfolio_steps(writes, portfolio)
     if portfolio_steps:
         recorded = [r for r in releases if markers[r.name] is not None]
-        portfolio_steps[:0] = [_forget_step(clients, config, r) for r in recorded]
+        portfolio_steps[:0] = [_forget_step(writes, r) for r in recorded]
     result = [
         Plan(
             channel=CHANNEL,
-            subject=f"portfolio {settings.portfolio}",
+            subject=subject,
             decision=None,
             steps=tuple(portfolio_steps),
-            context=context,
+            context={"portfolio": portfolio.id} if portfolio.id else {},
         )
     ]
     for release, plan in zip(releases, done, strict=True):
         result.append(
             plan
             or _product_plan(
-                clients,
-                config,
+                writes,
                 release,
                 products[release.name],
                 # Forgotten already, with every other record, when the portfolio changes.
                 None if portfolio_steps else markers[release.name],
-                constraints,
+                portfolio.constraints,
                 allow_unsafe,
             )
         )
     return result
 
 
-def _product(clients: Clients, name: str) -> dict | None:
-    try:
-        return clients("servicecatalog").describe_product_as_admin(Name=name)
-    except botocore.exceptions.ClientError as error:
-        if error.response["Error"]["Code"] == "ResourceNotFoundException":
-            return None
-        raise
-
-
-def _product_plan(
-    clients: Clients,
-    config: PublishConfig,
-    release: Release,
-    product: dict | None,
-    marker: Mapping | None,
-    constraints: list[dict],
-    allow_unsafe: bool,
-) -> Plan:
-    catalog = clients("servicecatalog")
-    settings = config.servicecatalog
-    sha = release.service_catalog_sha256
-    product_id = (
-        product["ProductViewDetail"]["ProductViewSummary"]["ProductId"] if product else None
-    )
-    summaries: list[dict] = product.get("ProvisioningArtifactSummaries", []) if product else []
-    if product_id and settings.older_versions != "keep-active":
-        summaries = catalog.list_provisioning_artifacts(ProductId=product_id)[
-            "ProvisioningArtifactDetails"
-        ]
-    published = [(s, p) for s in summaries if (p := _published(s)) is not None]
+def _decide(
+    writes: _Writes, release: Release, published: list[versioning.Published]
+) -> tuple[versioning.Decision, Callable[[versioning.Published], Mapping]]:
+    """The version this content becomes, and the reader of the published templates it was
+    compared with (the upgrade-safety check compares with them too)."""
+    config = writes.config
     old = published_reader(
-        clients,
+        writes.clients,
         config,
         channel=CHANNEL,
         name=release.name,
         key=lambda sha: template_key(config, release, sha),
         parse=yaml_io.load,
     )
-
     decision = versioning.decide(
         name=release.name,
         local_major=release.major,
-        sha256=sha,
-        published=[p for _, p in published],
+        sha256=release.service_catalog_sha256,
+        published=published,
         compatibility=lambda p: versioning.schema_compatibility(
             service_catalog_inputs(old(p), release.kind),
             service_catalog_inputs(release.service_catalog_template, release.kind),
         ),
     )
-    own = [s for s, p in published if p.sha256 == sha and p.major == release.major]
-    if own:
-        decision = versioning.Decision(
-            change="none",
-            version=own[0]["Name"],
-            reasons=(f"{own[0]['Name']} has the same content",),
-            previous=decision.previous,
-        )
-    elif decision.previous is not None and not allow_unsafe:
-        unsafe = versioning.unsafe_changes(old(decision.previous), release.service_catalog_template)
-        if unsafe:
-            raise versioning.VersionError(
-                f"{release.name}: upgrading from {decision.previous.label} would lose data:\n"
-                + "\n".join(f"  {u}" for u in unsafe)
-                + "\nchange the template, or pass --allow-unsafe if this is intended"
-            )
-    key = template_key(config, release, sha)
-    details = product_details(config, release)
+    return decision, old
+
+
+def _creation_steps(
+    writes: _Writes, release: Release, product_id: str | None, decision: versioning.Decision
+) -> list[Step]:
+    """Upload the template and make it a new product, or a new version of the product."""
+    config = writes.config
+    key = template_key(config, release, release.service_catalog_sha256)
     artifact = {
         "Name": decision.version,
-        "Description": f"{release.name} {decision.version} sha256:{sha}",
-        "Info": {"LoadTemplateFromURL": template_url(clients, config, key)},
+        "Description": versioning.description(
+            release.name, decision.version, release.service_catalog_sha256
+        ),
+        "Info": {"LoadTemplateFromURL": template_url(writes.clients, config, key)},
         "Type": _TYPE,
     }
-    steps: list[Step] = []
-    context: dict[str, str] = {}
-    if product_id:
-        context[f"product:{release.name}"] = product_id
-    if own:
-        context[f"artifact:{release.name}"] = own[0]["Id"]
-    else:
-
-        def upload(ctx: dict[str, str]) -> None:
-            clients("s3").put_object(
-                Bucket=config.bucket,
-                Key=key,
-                Body=release.service_catalog.encode(),
-                ContentType="application/x-yaml",
-            )
-
-        steps.append(
-            Step(operation="s3:PutObject", why=f"upload s3://{config.bucket}/{key}", run=upload)
+    upload = Step(
+        operation="s3:PutObject",
+        why=f"upload s3://{config.bucket}/{key}",
+        run=partial(writes.upload, release, key),
+    )
+    token = uuid.uuid4().hex
+    if product_id is None:
+        details = product_details(config, release)
+        create = Step(
+            operation="servicecatalog:CreateProduct",
+            why=f"new product, version {decision.version}",
+            run=partial(writes.create_product, release, artifact, details, token),
         )
-        token = uuid.uuid4().hex
-        if product_id is None:
+    else:
+        create = Step(
+            operation="servicecatalog:CreateProvisioningArtifact",
+            why=f"{decision.change} version {decision.version}",
+            run=partial(writes.create_artifact, release, artifact, token),
+        )
+    return [upload, create]
 
-            def create_product(ctx: dict[str, str]) -> None:
-                created = catalog.create_product(
-                    Name=release.name,
-                    ProductType=_TYPE,
-                    ProvisioningArtifactParameters=artifact,
-                    IdempotencyToken=token,
-                    **{_DETAILS[k]: v for k, v in details.items() if v},  # type: ignore[arg-type]
-                )
-                ctx[f"product:{release.name}"] = created["ProductViewDetail"]["ProductViewSummary"][
-                    "ProductId"
-                ]
-                ctx[f"artifact:{release.name}"] = created["ProvisioningArtifactDetail"]["Id"]
 
-            steps.append(
-                Step(
-                    operation="servicecatalog:CreateProduct",
-                    why=f"new product, version {decision.version}",
-                    run=create_product,
-                )
+def _details_steps(writes: _Writes, release: Release, product: Mapping | None) -> list[Step]:
+    """Set what the console shows where the product shows something else."""
+    if product is None:
+        return []
+    shown = _summary(product)
+    details = product_details(writes.config, release)
+    changed = {k: v for k, v in details.items() if shown.get(k, "") != v}
+    if not changed:
+        return []
+    return [
+        Step(
+            operation="servicecatalog:UpdateProduct",
+            why=f"set what the console shows: {', '.join(sorted(changed))}",
+            run=partial(writes.update_details, release, changed),
+        )
+    ]
+
+
+def _constraint_steps(
+    writes: _Writes, release: Release, product_id: str | None, constraints: tuple[dict, ...]
+) -> list[Step]:
+    """Launch as the configured role: stale launch constraints replaced, the product added."""
+    role_arn = writes.config.servicecatalog.launch_role_arn
+    launch = [
+        c
+        for c in constraints
+        if c["Type"] == "LAUNCH" and product_id is not None and c.get("ProductId") == product_id
+    ]
+    if any(c.get("Description") == launch_description(role_arn) for c in launch):
+        return []
+    steps = [
+        Step(
+            operation="servicecatalog:DeleteConstraint",
+            why=f"replace launch constraint {stale['ConstraintId']} (other role)",
+            run=partial(writes.delete_constraint, stale["ConstraintId"]),
+        )
+        for stale in launch
+    ]
+    return [
+        *steps,
+        Step(
+            operation="servicecatalog:AssociateProductWithPortfolio",
+            why="add the product to the portfolio",
+            run=partial(writes.associate, release),
+        ),
+        Step(
+            operation="servicecatalog:CreateConstraint",
+            why=f"launch as {role_arn}",
+            run=partial(writes.constrain, release, role_arn, uuid.uuid4().hex),
+        ),
+    ]
+
+
+def _older_steps(
+    writes: _Writes, release: Release, artifacts: list[dict], keep: str | None
+) -> list[Step]:
+    """Deprecate or deactivate every version but the published one, as configured."""
+    policy = writes.config.servicecatalog.older_versions
+    if policy == "keep-active":
+        return []
+    steps: list[Step] = []
+    for artifact in artifacts:
+        if artifact["Id"] == keep:
+            continue
+        if policy == "deprecate" and artifact.get("Guidance") == "DEPRECATED":
+            continue
+        if policy == "deactivate" and artifact.get("Active") is False:
+            continue
+        change = {"Guidance": "DEPRECATED"} if policy == "deprecate" else {"Active": False}
+        steps.append(
+            Step(
+                operation="servicecatalog:UpdateProvisioningArtifact",
+                why=f"{policy} {artifact.get('Name', artifact['Id'])}",
+                run=partial(writes.update_artifact, release, artifact["Id"], change),
             )
-        else:
+        )
+    return steps
 
-            def create_artifact(ctx: dict[str, str]) -> None:
-                created = catalog.create_provisioning_artifact(
-                    ProductId=ctx[f"product:{release.name}"],
-                    Parameters=artifact,
-                    IdempotencyToken=token,
-                )
-                ctx[f"artifact:{release.name}"] = created["ProvisioningArtifactDetail"]["Id"]
 
-            steps.append(
-                Step(
-                    operation="servicecatalog:CreateProvisioningArtifact",
-                    why=f"{decision.change} version {decision.version}",
-                    run=create_artifact,
-                )
+def _product_plan(
+    writes: _Writes,
+    release: Release,
+    product: dict | None,
+    marker: Mapping | None,
+    constraints: tuple[dict, ...],
+    allow_unsafe: bool,
+) -> Plan:
+    config = writes.config
+    product_id = _summary(product)["ProductId"] if product else None
+    artifacts = _artifacts(writes.clients, config.servicecatalog, product)
+    published = [(a, p) for a in artifacts if (p := _published(a)) is not None]
+    decision, old = _decide(writes, release, [p for _, p in published])
+    sha = release.service_catalog_sha256
+    own = next((a for a, p in published if p.sha256 == sha and p.major == release.major), None)
+    context = {_product(release): product_id} if product_id else {}
+    steps: list[Step] = []
+    if own is not None:
+        context[_artifact(release)] = own["Id"]
+        decision = versioning.Decision(
+            change="none",
+            version=own["Name"],
+            reasons=(f"{own['Name']} has the same content",),
+            previous=decision.previous,
+        )
+    else:
+        if decision.previous is not None and not allow_unsafe:
+            versioning.refuse_unsafe(
+                release.name,
+                decision.previous,
+                old(decision.previous),
+                release.service_catalog_template,
             )
-    if product is not None:
-        shown = _summary(product)
-        changed = {k: v for k, v in details.items() if shown.get(k, "") != v}
-        if changed:
-
-            def update_details(ctx: dict[str, str], changed: dict = changed) -> None:
-                catalog.update_product(
-                    Id=ctx[f"product:{release.name}"],
-                    **{_DETAILS[k]: v for k, v in changed.items()},
-                )
-
-            steps.append(
-                Step(
-                    operation="servicecatalog:UpdateProduct",
-                    why=f"set what the console shows: {', '.join(sorted(changed))}",
-                    run=update_details,
-                )
-            )
-    steps += _constraint_steps(catalog, settings.launch_role_arn, release, product_id, constraints)
-    steps += _older_steps(catalog, settings.older_versions, release, summaries, own)
-    state = state_marker(config, release)
+        steps += _creation_steps(writes, release, product_id, decision)
+    steps += _details_steps(writes, release, product)
+    steps += _constraint_steps(writes, release, product_id, constraints)
+    steps += _older_steps(writes, release, artifacts, own["Id"] if own else None)
     if not steps and _completed(config, release, product, marker):
         return Plan(
             channel=CHANNEL, subject=release.name, decision=decision, steps=(), context=context
@@ -477,26 +652,12 @@ def _product_plan(
     if steps and marker is not None:
         # Until this run completes, its record no longer describes the product: a failure and
         # a revert of publish.yaml must not find the old record and skip the repair.
-        steps.insert(0, _forget_step(clients, config, release))
-
-    def complete(ctx: dict[str, str]) -> None:
-        record = {
-            "state": state,
-            "product": ctx[f"product:{release.name}"],
-            "artifact": ctx[f"artifact:{release.name}"],
-        }
-        clients("s3").put_object(
-            Bucket=config.bucket,
-            Key=marker_key(config, release),
-            Body=json.dumps(record, sort_keys=True).encode(),
-            ContentType="application/json",
-        )
-
+        steps.insert(0, _forget_step(writes, release))
     steps.append(
         Step(
             operation="s3:PutObject",
             why=f"record that this publication is complete ({marker_key(config, release)})",
-            run=complete,
+            run=partial(writes.complete, release),
         )
     )
     return Plan(
@@ -508,103 +669,81 @@ def _product_plan(
     )
 
 
-def launch_description(role_arn: str) -> str:
-    return f"Launch as {role_arn}"
+# Upgrading
 
 
-def _constraint_steps(
-    catalog,
-    role_arn: str,
-    release: Release,
-    product_id: str | None,
-    constraints: list[dict],
-) -> list[Step]:
-    launch = [
-        c
-        for c in constraints
-        if c["Type"] == "LAUNCH" and product_id is not None and c.get("ProductId") == product_id
+@dataclass(frozen=True, kw_only=True)
+class Provisioned:
+    """A provisioned product, as SearchProvisionedProducts lists it."""
+
+    id: str
+    name: str
+    product: str
+    """The product's name."""
+    product_id: str
+    version: str
+    """The provisioning artifact's name."""
+    artifact_id: str
+
+
+def provisioned_products(clients: Clients) -> list[Provisioned]:
+    """Every provisioned product of this account (botocore has no paginator for the search)."""
+    catalog = clients("servicecatalog")
+    pages: list[dict] = []
+    token: str | None = None
+    while True:
+        extra = {"PageToken": token} if token else {}
+        page = catalog.search_provisioned_products(
+            AccessLevelFilter={"Key": "Account", "Value": "self"}, PageSize=100, **extra
+        )
+        pages.append(page)
+        token = page.get("NextPageToken")
+        if not token:
+            break
+    return [
+        Provisioned(
+            id=item["Id"],
+            name=item["Name"],
+            product=item.get("ProductName", ""),
+            product_id=item["ProductId"],
+            version=item.get("ProvisioningArtifactName", ""),
+            artifact_id=item["ProvisioningArtifactId"],
+        )
+        for page in pages
+        for item in page["ProvisionedProducts"]
     ]
-    wanted = launch_description(role_arn)
-    if any(c.get("Description") == wanted for c in launch):
-        return []
-    steps: list[Step] = []
-    for stale in launch:
-
-        def delete(ctx: dict[str, str], stale: Mapping = stale) -> None:
-            catalog.delete_constraint(Id=stale["ConstraintId"])
-
-        steps.append(
-            Step(
-                operation="servicecatalog:DeleteConstraint",
-                why=f"replace launch constraint {stale['ConstraintId']} (other role)",
-                run=delete,
-            )
-        )
-
-    def associate(ctx: dict[str, str]) -> None:
-        catalog.associate_product_with_portfolio(
-            ProductId=ctx[f"product:{release.name}"], PortfolioId=ctx["portfolio"]
-        )
-
-    token = uuid.uuid4().hex
-
-    def constrain(ctx: dict[str, str]) -> None:
-        catalog.create_constraint(
-            PortfolioId=ctx["portfolio"],
-            ProductId=ctx[f"product:{release.name}"],
-            Type="LAUNCH",
-            Parameters=json.dumps({"RoleArn": role_arn}),
-            Description=wanted,
-            IdempotencyToken=token,
-        )
-
-    steps += [
-        Step(
-            operation="servicecatalog:AssociateProductWithPortfolio",
-            why="add the product to the portfolio",
-            run=associate,
-        ),
-        Step(
-            operation="servicecatalog:CreateConstraint", why=f"launch as {role_arn}", run=constrain
-        ),
-    ]
-    return steps
 
 
-def _older_steps(
-    catalog,
-    policy: str,
-    release: Release,
-    summaries: list[dict],
-    own: list[dict],
-) -> list[Step]:
-    if policy == "keep-active":
-        return []
-    steps: list[Step] = []
-    keep = own[0]["Id"] if own else None
-    for artifact in summaries:
-        if artifact["Id"] == keep:
-            continue
-        if policy == "deprecate" and artifact.get("Guidance") == "DEPRECATED":
-            continue
-        if policy == "deactivate" and artifact.get("Active") is False:
-            continue
-        change = {"Guidance": "DEPRECATED"} if policy == "deprecate" else {"Active": False}
+def _parameter_names(catalog: Any, product_id: str, artifact_id: str) -> set[str]:
+    detail = catalog.describe_provisioning_artifact(
+        ProductId=product_id,
+        ProvisioningArtifactId=artifact_id,
+        IncludeProvisioningArtifactParameters=True,
+    )
+    return {p["ParameterKey"] for p in detail.get("ProvisioningArtifactParameters", [])}
 
-        def update(
-            ctx: dict[str, str], artifact: Mapping = artifact, change: dict = change
-        ) -> None:
-            catalog.update_provisioning_artifact(
-                ProductId=ctx[f"product:{release.name}"],
-                ProvisioningArtifactId=artifact["Id"],
-                **change,
-            )
 
-        steps.append(
-            Step(
-                operation="servicecatalog:UpdateProvisioningArtifact",
-                why=f"{policy} {artifact.get('Name', artifact['Id'])}",
-                run=update,
-            )
-        )
-    return steps
+def update(clients: Clients, provisioned: Provisioned, artifact_id: str, waiting: Waiting) -> None:
+    """Move a provisioned product to another version, every parameter the new version still has
+    keeping its value ("use previous value"), and wait until Service Catalog says how it went."""
+    catalog = clients("servicecatalog")
+    kept = _parameter_names(catalog, provisioned.product_id, provisioned.artifact_id)
+    kept &= _parameter_names(catalog, provisioned.product_id, artifact_id)
+    record = catalog.update_provisioned_product(
+        ProvisionedProductId=provisioned.id,
+        ProductId=provisioned.product_id,
+        ProvisioningArtifactId=artifact_id,
+        ProvisioningParameters=[{"Key": k, "UsePreviousValue": True} for k in sorted(kept)],
+        UpdateToken=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{provisioned.id}/{artifact_id}")),
+    )["RecordDetail"]
+    state = wait_until(
+        lambda: catalog.describe_record(Id=record["RecordId"])["RecordDetail"],
+        settled=lambda s: s["Status"] not in _RECORD_ACTIVE,
+        channel=CHANNEL,
+        what=provisioned.name,
+        doing="updating",
+        waiting=waiting,
+    )
+    if state["Status"] != _RECORD_DONE:
+        errors = "; ".join(e.get("Description", "") for e in state.get("RecordErrors", []))
+        raise ChannelError(CHANNEL, f"{provisioned.name}: update {state['Status']}: {errors}")
