@@ -60,27 +60,35 @@ def _upgrades(current: str, available: list[str]) -> tuple[str | None, str | Non
     )
 
 
+def _deployed(
+    channel: str,
+    source: proton.Deployment | servicecatalog.Provisioned,
+    available: Mapping[str, str] | list[str],
+) -> Deployed:
+    """available: the versions the template has; for Service Catalog, each with its id."""
+    minor, major = _upgrades(source.version, list(available))
+    return Deployed(
+        channel=channel,
+        kind=source.kind,
+        name=source.name,
+        service=source.service,
+        template=source.template,
+        current=source.version,
+        minor_upgrade=minor,
+        major_upgrade=major,
+        source=source,
+        artifacts=available if isinstance(available, Mapping) else {},
+    )
+
+
 def _proton(clients: Clients, templates: Mapping[str, str]) -> list[Deployed]:
     published = {
         name: proton.published_labels(clients, name, kind) for name, kind in templates.items()
     }
-    found = []
-    for deployment in proton.deployments(clients, templates):
-        minor, major = _upgrades(deployment.version, published[deployment.template])
-        found.append(
-            Deployed(
-                channel=proton.CHANNEL,
-                kind=deployment.kind,
-                name=deployment.name,
-                service=deployment.service,
-                template=deployment.template,
-                current=deployment.version,
-                minor_upgrade=minor,
-                major_upgrade=major,
-                source=deployment,
-            )
-        )
-    return found
+    return [
+        _deployed(proton.CHANNEL, deployment, published[deployment.template])
+        for deployment in proton.deployments(clients, templates)
+    ]
 
 
 def _servicecatalog(clients: Clients, templates: Mapping[str, str]) -> list[Deployed]:
@@ -89,26 +97,11 @@ def _servicecatalog(clients: Clients, templates: Mapping[str, str]) -> list[Depl
         product = servicecatalog.product(clients, name)
         if product is not None:
             artifacts[name] = servicecatalog.artifact_ids(product)
-    found = []
-    for provisioned in servicecatalog.provisioned_products(clients):
-        if provisioned.product not in artifacts:
-            continue
-        ids = artifacts[provisioned.product]
-        minor, major = _upgrades(provisioned.version, list(ids))
-        found.append(
-            Deployed(
-                channel=servicecatalog.CHANNEL,
-                kind="provisioned product",
-                name=provisioned.name,
-                template=provisioned.product,
-                current=provisioned.version,
-                minor_upgrade=minor,
-                major_upgrade=major,
-                source=provisioned,
-                artifacts=ids,
-            )
-        )
-    return found
+    return [
+        _deployed(servicecatalog.CHANNEL, provisioned, artifacts[provisioned.template])
+        for provisioned in servicecatalog.provisioned_products(clients)
+        if provisioned.template in artifacts
+    ]
 
 
 @dataclass(kw_only=True)

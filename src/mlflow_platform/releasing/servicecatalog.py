@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import botocore.exceptions
 
@@ -676,10 +676,12 @@ def _product_plan(
 class Provisioned:
     """A provisioned product, as SearchProvisionedProducts lists it."""
 
+    kind: ClassVar[str] = "provisioned product"
+    service: ClassVar[None] = None
     id: str
     name: str
-    product: str
-    """The product's name."""
+    template: str
+    """The product's name, which is the template's."""
     product_id: str
     version: str
     """The provisioning artifact's name."""
@@ -704,7 +706,7 @@ def provisioned_products(clients: Clients) -> list[Provisioned]:
         Provisioned(
             id=item["Id"],
             name=item["Name"],
-            product=item.get("ProductName", ""),
+            template=item.get("ProductName", ""),
             product_id=item["ProductId"],
             version=item.get("ProvisioningArtifactName", ""),
             artifact_id=item["ProvisioningArtifactId"],
