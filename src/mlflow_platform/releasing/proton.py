@@ -21,7 +21,6 @@ from typing import Any
 
 import botocore.exceptions
 
-from mlflow_platform import yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.releasing import versioning
 from mlflow_platform.releasing.config import PublishConfig
@@ -34,7 +33,7 @@ from mlflow_platform.releasing.plan import (
     published_reader,
     wait_until,
 )
-from mlflow_platform.releasing.release import Release, proton_inputs
+from mlflow_platform.releasing.release import Release, document, proton_inputs
 
 CHANNEL = "proton"
 CUSTOMER_MANAGED = "CUSTOMER_MANAGED"
@@ -343,8 +342,8 @@ def plan(
         versioning.refuse_unsafe(
             release.name,
             decision.previous,
-            yaml_io.load(previous_files(decision.previous)[infrastructure]),
-            yaml_io.load(release.files[infrastructure]),
+            document(previous_files(decision.previous)[infrastructure]),
+            document(release.files[infrastructure]),
         )
     calls = _Calls(
         clients=clients,

@@ -31,12 +31,11 @@ from typing import Any, ClassVar
 
 import botocore.exceptions
 
-from mlflow_platform import yaml_io
 from mlflow_platform.aws import ChannelError, Clients
 from mlflow_platform.releasing import versioning
 from mlflow_platform.releasing.config import PublishConfig, ServiceCatalogConfig
 from mlflow_platform.releasing.plan import Plan, Step, Waiting, published_reader, wait_until
-from mlflow_platform.releasing.release import Release, service_catalog_inputs
+from mlflow_platform.releasing.release import Release, document, service_catalog_inputs
 
 CHANNEL = "servicecatalog"
 _TYPE = "CLOUD_FORMATION_TEMPLATE"
@@ -478,7 +477,7 @@ def _decide(
         channel=CHANNEL,
         name=release.name,
         key=lambda sha: template_key(config, release, sha),
-        parse=yaml_io.load,
+        parse=document,
     )
     decision = versioning.decide(
         name=release.name,
