@@ -5,6 +5,10 @@ products of our products. A minor upgrade stays within the deployed major; a maj
 only made on request, since it may need new inputs and a review of the release notes.
 Service Catalog updates pass every parameter that the new version still has as "use previous
 value", so an upgrade never resets an input to its default.
+
+Every read and write of a service is its channel module's (releasing/proton.py,
+releasing/servicecatalog.py), the same that publishing uses; this module decides what to move
+where.
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ def deployed(clients: Clients, templates: Mapping[str, str], channels: tuple[str
     listing = Listing(deployed=[], errors=[])
     for channel in channels:
         try:
-            reader = _proton if channel == "proton" else _servicecatalog
+            reader = _proton if channel == proton.CHANNEL else _servicecatalog
             listing.deployed += reader(clients, templates)
         except Exception as error:
             listing.errors.append(str(channel_error(channel, error)))

@@ -47,7 +47,7 @@ def _plans(
     poll_seconds: float,
     verify: bool,
 ) -> list[Plan]:
-    if channel == "proton":
+    if channel == proton.CHANNEL:
         return [
             proton.plan(
                 clients,

@@ -1,4 +1,5 @@
-"""Publishing templates as AWS Service Catalog products in one portfolio.
+"""AWS Service Catalog, the one place that reads and writes it: products in one portfolio for
+publishing, provisioned products for upgrading.
 
 State is read from Service Catalog: the portfolio and products are found by name, each
 provisioning artifact's description carries the template's sha256 and its name is the version,
@@ -261,7 +262,12 @@ class _Writes:
         )
 
     def create_product(
-        self, release: Release, artifact: dict, details: dict[str, str], token: str, ctx: dict
+        self,
+        release: Release,
+        artifact: dict,
+        details: dict[str, str],
+        token: str,
+        ctx: dict[str, str],
     ) -> None:
         created = self.catalog.create_product(
             Name=release.name,
@@ -273,13 +279,17 @@ class _Writes:
         ctx[_product(release)] = _summary(created)["ProductId"]
         ctx[_artifact(release)] = created["ProvisioningArtifactDetail"]["Id"]
 
-    def create_artifact(self, release: Release, artifact: dict, token: str, ctx: dict) -> None:
+    def create_artifact(
+        self, release: Release, artifact: dict, token: str, ctx: dict[str, str]
+    ) -> None:
         created = self.catalog.create_provisioning_artifact(
             ProductId=ctx[_product(release)], Parameters=artifact, IdempotencyToken=token
         )
         ctx[_artifact(release)] = created["ProvisioningArtifactDetail"]["Id"]
 
-    def update_details(self, release: Release, changed: dict[str, str], ctx: dict) -> None:
+    def update_details(
+        self, release: Release, changed: dict[str, str], ctx: dict[str, str]
+    ) -> None:
         self.catalog.update_product(
             Id=ctx[_product(release)], **{_DETAILS[k]: v for k, v in changed.items()}
         )
@@ -292,7 +302,7 @@ class _Writes:
             ProductId=ctx[_product(release)], PortfolioId=ctx["portfolio"]
         )
 
-    def constrain(self, release: Release, role_arn: str, token: str, ctx: dict) -> None:
+    def constrain(self, release: Release, role_arn: str, token: str, ctx: dict[str, str]) -> None:
         self.catalog.create_constraint(
             PortfolioId=ctx["portfolio"],
             ProductId=ctx[_product(release)],
