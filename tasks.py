@@ -114,11 +114,12 @@ def publish(
     the code renders is refused, naming the files."""
     from pathlib import Path
 
-    from mlflow_platform import aws, publish_config
+    from mlflow_platform import aws
     from mlflow_platform.building.stamp import require_committed
     from mlflow_platform.cli import publish_report
-    from mlflow_platform.publish import publish as run_publish
-    from mlflow_platform.publish import releases
+    from mlflow_platform.releasing import config as publish_config
+    from mlflow_platform.releasing.publish import publish as run_publish
+    from mlflow_platform.releasing.publish import releases
 
     with failing_as("publish"):
         settings = publish_config.load(Path(config) if config else publish_config.CONFIG_FILE)
@@ -204,9 +205,10 @@ def ui(c, url, port=8765, bind="127.0.0.1", profile=None, region=None):
 
 
 def _listing(task_name, target, template, profile, region):
-    from mlflow_platform import aws, publish_config
+    from mlflow_platform import aws
+    from mlflow_platform.releasing import config as publish_config
     from mlflow_platform.templates import named
-    from mlflow_platform.upgrade import deployed
+    from mlflow_platform.upgrading import deployed
 
     with failing_as(task_name):
         channels = publish_config.channels(target)
@@ -259,8 +261,8 @@ def upgrade(
     """Move deployed environments, service instances and products to the newest version."""
     from mlflow_platform.cli import upgrade_report
     from mlflow_platform.errors import PlatformError
-    from mlflow_platform.upgrade import select
-    from mlflow_platform.upgrade import upgrade as run_upgrade
+    from mlflow_platform.upgrading import select
+    from mlflow_platform.upgrading import upgrade as run_upgrade
 
     clients, listing = _listing("upgrade", target, template, profile, region)
     with failing_as("upgrade"):

@@ -53,9 +53,10 @@ def main() -> None:
         import boto3
         from aws_fake import FakeAws
 
-        from mlflow_platform import aws, publish_config
+        from mlflow_platform import aws
         from mlflow_platform.building.stamp import bundle_unless_up_to_date
-        from mlflow_platform.publish import publish, releases
+        from mlflow_platform.releasing import config as publish_config
+        from mlflow_platform.releasing.publish import publish, releases
         from mlflow_platform.templates import TEMPLATES
 
         bundle_unless_up_to_date()

@@ -9,7 +9,7 @@ from aws_fake import FakeAws, http_response
 
 from mlflow_platform import aws
 from mlflow_platform.building import bundle
-from mlflow_platform.publish import publish, releases
+from mlflow_platform.releasing.publish import publish, releases
 from mlflow_platform.templates import TEMPLATES
 
 BUCKET = "platform-bundles"

@@ -20,7 +20,7 @@ from publishing import (
 )
 
 from mlflow_platform.templates import TEMPLATES
-from mlflow_platform.upgrade import deployed, select, upgrade
+from mlflow_platform.upgrading import deployed, select, upgrade
 
 ALL = dict(TEMPLATES)
 

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from publishing import ENVIRONMENT, SERVICE, all_ok, run, write_tree
 
-from mlflow_platform import publish_config
 from mlflow_platform.building.proton_schema import PROVIDED, input_name
-from mlflow_platform.publish_config import Support
-from mlflow_platform.publish_servicecatalog import MARKER_FILE
+from mlflow_platform.releasing import config as publish_config
+from mlflow_platform.releasing.config import Support
+from mlflow_platform.releasing.servicecatalog import MARKER_FILE
 from mlflow_platform.templates import TEMPLATES
 
 SHOWN = ("Owner", "ShortDescription", "Distributor", "SupportDescription", "SupportEmail",

@@ -15,7 +15,7 @@ from publishing import ENVIRONMENT, SERVICE, all_ok, run, with_optional_input, w
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.paths import ROOT
 from mlflow_platform.templates import TEMPLATES
-from mlflow_platform.upgrade import deployed, select, upgrade
+from mlflow_platform.upgrading import deployed, select, upgrade
 
 ALL = dict(TEMPLATES)
 BOTH = ("proton", "servicecatalog")
@@ -147,7 +147,11 @@ def test_a_service_instance_is_named_with_or_without_its_service(deployments):
     items = deployed(deployments.clients(), ALL, ("proton",)).deployed
     assert [d.name for d in select(items, service="team-a/api")] == ["api"]
     assert [d.name for d in select(items, service="api")] == ["api"]
-    assert yaml.safe_dump([d.describe() for d in items])
+    # What `invoke outdated --json` prints: plain values only, none of the channel's records.
+    described = [d.describe() for d in items]
+    assert yaml.safe_load(yaml.safe_dump(described)) == described
+    assert {"channel", "kind", "name", "service", "current"} <= set(described[0])
+    assert not {"source", "artifacts"} & set(described[0])
 
 
 def _invoke(*args: str, tmp_path) -> subprocess.CompletedProcess:

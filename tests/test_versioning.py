@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from mlflow_platform.building.proton_schema import schema
-from mlflow_platform.versioning import schema_compatibility, unsafe_changes
+from mlflow_platform.releasing.versioning import schema_compatibility, unsafe_changes
 
 
 def _body(template: dict, kind: str = "environment") -> dict:

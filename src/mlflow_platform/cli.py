@@ -22,9 +22,9 @@ from mlflow_platform.paths import ROOT
 
 if TYPE_CHECKING:
     from mlflow_platform.building.bundle import BundleResult
-    from mlflow_platform.publish import ChannelOutcome
-    from mlflow_platform.publish_plan import Plan
-    from mlflow_platform.upgrade import Listing, UpgradeResult
+    from mlflow_platform.releasing.plan import Plan
+    from mlflow_platform.releasing.publish import ChannelOutcome
+    from mlflow_platform.upgrading import Listing, UpgradeResult
 
 HELP = {
     "profile": "The AWS profile to use (default: the standard AWS configuration: environment, "

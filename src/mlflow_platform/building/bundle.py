@@ -23,11 +23,12 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow_platform import release, versioning, yaml_io
+from mlflow_platform import yaml_io
 from mlflow_platform.building import archive, render, verify
 from mlflow_platform.building.lint import PRIMARY_REGION, LintFinding, LintPool
 from mlflow_platform.errors import PlatformError
 from mlflow_platform.paths import DIST, PROTON_DIR, ROOT, catalog_template
+from mlflow_platform.releasing import release, versioning
 from mlflow_platform.templates import TemplateDefinition, all_templates
 
 SPECS_DIR = PROTON_DIR / "specs"

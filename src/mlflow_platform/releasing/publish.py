@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlflow_platform import publish_proton, publish_servicecatalog, release
 from mlflow_platform.aws import ChannelError, Clients, channel_error
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.publish_config import Channel, PublishConfig
-from mlflow_platform.publish_plan import Plan, Progress, run
+from mlflow_platform.releasing import proton, release, servicecatalog
+from mlflow_platform.releasing.config import Channel, PublishConfig
+from mlflow_platform.releasing.plan import Plan, Progress, run
 from mlflow_platform.templates import named
 
 
@@ -47,9 +47,9 @@ def _plans(
     poll_seconds: float,
     verify: bool,
 ) -> list[Plan]:
-    if channel == "proton":
+    if channel == proton.CHANNEL:
         return [
-            publish_proton.plan(
+            proton.plan(
                 clients,
                 config,
                 item,
@@ -59,9 +59,7 @@ def _plans(
             )
             for item in items
         ]
-    return publish_servicecatalog.plans(
-        clients, config, items, allow_unsafe=allow_unsafe, verify=verify
-    )
+    return servicecatalog.plans(clients, config, items, allow_unsafe=allow_unsafe, verify=verify)
 
 
 def publish(

@@ -14,6 +14,7 @@ whose create-only property refers to a replaced resource is replaced too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,6 +30,9 @@ STATEFUL_TYPES = frozenset({
     "AWS::SageMaker::Domain",
 })  # fmt: skip
 SCHEMA_REGION = "us-east-1"
+LABEL = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
+"""A version as both channels name it: Proton's major.minor, a Service Catalog artifact's Name."""
+_SHA256 = re.compile(r"sha256:([0-9a-f]{64})")
 
 
 def _stateful(resource: Mapping) -> bool:
@@ -177,6 +181,35 @@ def unsafe_changes(old: Mapping, new: Mapping) -> list[str]:
 
 class VersionError(PlatformError):
     pass
+
+
+def refuse_unsafe(name: str, previous: Published, old: Mapping, new: Mapping) -> None:
+    """Raise when moving from `previous` (template `old`) to `new` deletes or replaces data."""
+    unsafe = unsafe_changes(old, new)
+    if unsafe:
+        raise VersionError(
+            f"{name}: upgrading from {previous.label} would lose data:\n"
+            + "\n".join(f"  {u}" for u in unsafe)
+            + "\nchange the template, or pass --allow-unsafe if this is intended"
+        )
+
+
+def parse_label(label: str) -> tuple[int, int] | None:
+    """(major, minor) of a label such as "1.2"; None for any other name."""
+    found = LABEL.match(label)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def description(name: str, version: str, sha256: str) -> str:
+    """A version's description in either channel: it carries the content's sha256, so a rerun
+    recognises its own version and the published content can be found by its hash."""
+    return f"{name} {version} sha256:{sha256}"
+
+
+def described_sha256(text: str) -> str | None:
+    """The sha256 that `description` wrote, or None for a version made by other means."""
+    found = _SHA256.search(text)
+    return found.group(1) if found else None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,12 @@ from typing import TypeVar
 import botocore.exceptions
 
 from mlflow_platform.aws import ChannelError, Clients
-from mlflow_platform.publish_config import PublishConfig
-from mlflow_platform.versioning import Decision, Published
+from mlflow_platform.releasing.config import PublishConfig
+from mlflow_platform.releasing.versioning import Decision, Published
 
 Progress = Callable[[str], None]
+Run = Callable[[dict[str, str]], None]
+"""A step's body: it reads and adds to the context that the plan's steps share."""
 T = TypeVar("T")
 
 
@@ -27,7 +29,7 @@ class Step:
     operation: str
     """service:Operation, as in the API reference."""
     why: str
-    run: Callable[[dict[str, str]], None] = field(repr=False, compare=False)
+    run: Run = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +101,17 @@ def published_reader(
     return read
 
 
+@dataclass(frozen=True, kw_only=True)
+class Waiting:
+    """How a step that waits for AWS reports and gives up."""
+
+    progress: Progress
+    poll_seconds: float
+    timeout_seconds: float
+    again: str
+    """What the operator runs to keep waiting once the timeout has passed."""
+
+
 def wait_until(
     read: Callable[[], dict],
     *,
@@ -106,23 +119,18 @@ def wait_until(
     channel: str,
     what: str,
     doing: str,
-    progress: Progress,
-    poll_seconds: float,
-    timeout_seconds: float,
-    again: str,
+    waiting: Waiting,
 ) -> dict:
-    """Poll `read` until its answer is settled, saying what it waits for at every poll.
-
-    again: what the operator runs to keep waiting once the timeout has passed.
-    """
-    deadline = time.monotonic() + timeout_seconds
+    """Poll `read` until its answer is settled, saying what it waits for at every poll."""
+    deadline = time.monotonic() + waiting.timeout_seconds
     while True:
         state = read()
         if settled(state):
             return state
         if time.monotonic() > deadline:
             raise ChannelError(
-                channel, f"{what}: still {doing} after {timeout_seconds:.0f} s; {again}"
+                channel,
+                f"{what}: still {doing} after {waiting.timeout_seconds:.0f} s; {waiting.again}",
             )
-        progress(f"{channel} {what}: {doing}...")
-        time.sleep(poll_seconds)
+        waiting.progress(f"{channel} {what}: {doing}...")
+        time.sleep(waiting.poll_seconds)

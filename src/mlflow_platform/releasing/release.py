@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, cast
 
 from mlflow_platform import yaml_io
 from mlflow_platform.building import archive
@@ -26,6 +27,11 @@ _MAJOR_DIR = re.compile(r"^v([1-9][0-9]*)$")
 
 class ReleaseError(PlatformError):
     pass
+
+
+def document(text: str | bytes) -> Mapping[str, Any]:
+    """A YAML document that this tooling wrote (a bundle file, a template): always a mapping."""
+    return cast(Mapping[str, Any], yaml_io.load(text))
 
 
 def sha256(data: bytes) -> str:
@@ -72,7 +78,7 @@ class Release:
 
     @cached_property
     def service_catalog_template(self) -> Mapping:
-        return yaml_io.load(self.service_catalog)  # type: ignore[return-value]
+        return document(self.service_catalog)
 
     @property
     def infrastructure_file(self) -> str:
@@ -85,7 +91,7 @@ class Release:
         if text is None:
             return []
         pairs = []
-        for entry in yaml_io.load(text)["compatible_environments"]:
+        for entry in document(text)["compatible_environments"]:
             template, _, major = str(entry).partition(":")
             pairs.append((template, int(major)))
         return pairs
@@ -93,8 +99,8 @@ class Release:
 
 def proton_inputs(files: Mapping[str, str], kind: Kind) -> Mapping:
     """The input body of a bundle's schema (what versioning compares)."""
-    document = yaml_io.load(files["schema/schema.yaml"])["schema"]
-    return document["types"][INPUT_TYPE[kind]]
+    body = document(files["schema/schema.yaml"])["schema"]
+    return body["types"][INPUT_TYPE[kind]]
 
 
 def service_catalog_inputs(template: Mapping, kind: Kind) -> Mapping:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import yaml
 
@@ -18,7 +18,6 @@ from mlflow_platform.errors import PlatformError
 from mlflow_platform.paths import ROOT
 
 CONFIG_FILE = ROOT / "publish.yaml"
-CHANNELS = ("proton", "servicecatalog")
 OLDER_VERSIONS = ("keep-active", "deprecate", "deactivate")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
@@ -28,6 +27,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://\S+$")
 
 Channel = Literal["proton", "servicecatalog"]
+CHANNELS: tuple[Channel, ...] = ("proton", "servicecatalog")
 OlderVersions = Literal["keep-active", "deprecate", "deactivate"]
 
 
@@ -148,7 +148,7 @@ def parse(data: object, *, source: str) -> PublishConfig:
     if problems:
         raise ConfigError("\n".join(problems))
     return PublishConfig(
-        targets=tuple(targets),  # type: ignore[arg-type]
+        targets=tuple(targets),
         bucket=bucket,
         prefix=prefix,
         servicecatalog=ServiceCatalogConfig(
@@ -181,4 +181,4 @@ def channels(
     for name in names or []:
         if name not in CHANNELS:
             raise ConfigError(f"--target {name!r}: must be one of {', '.join(CHANNELS)}")
-    return tuple(names) if names else default  # type: ignore[return-value]
+    return tuple(cast(list[Channel], names)) if names else default
