@@ -248,6 +248,48 @@ def test_basic_mode_a_team_logs_in_and_sees_its_runs_charts_and_artifacts(
         driver.quit()
 
 
+def test_basic_mode_a_person_gets_their_own_user_as_the_readme_says(platform, monkeypatch):
+    """README, "Open the MLflow UI": the admin creates a person's user, the person replaces
+    the initial password, the team grants READ on one experiment; the person's browser shows
+    that experiment and not the team's others."""
+    _, details = platform
+    base = details["tracking_uri"]
+    team = _team_user(monkeypatch, details)
+    admin = (details["username"], details["password"])
+    person, initial, own = f"alice{time.time_ns()}", "initial-password-1", "alices-password-2"
+
+    def call(method: str, path: str, auth: tuple[str, str], body: dict) -> requests.Response:
+        return requests.request(method, base + path, auth=auth, json=body, timeout=30)
+
+    user = {"username": person, "password": initial}
+    assert call("POST", "/api/2.0/mlflow/users/create", team, user).status_code == 403
+    assert call("POST", "/api/2.0/mlflow/users/create", admin, user).status_code == 200
+    changed = call("PATCH", "/api/2.0/mlflow/users/update-password", (person, initial),
+                   {"username": person, "current_password": initial, "password": own})  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    shared, kept = f"shared-{time.time_ns()}", f"kept-{time.time_ns()}"
+    client = _client(monkeypatch, base, team)
+    shared_id = client.create_experiment(shared)
+    client.create_experiment(kept)
+    grant = {"username": person, "resource_type": "experiment", "resource_id": shared_id}
+    granted = call("POST", "/api/3.0/mlflow/users/permissions/grant", team,
+                   {**grant, "permission": "READ"})  # fmt: skip
+    assert granted.status_code == 200, granted.text
+    # READ: no runs of their own in it, and no granting onwards.
+    runs = call("POST", "/api/2.0/mlflow/runs/create", (person, own), {"experiment_id": shared_id})
+    assert runs.status_code == 403
+    onwards = call("POST", "/api/3.0/mlflow/users/permissions/grant", (person, own),
+                   {**grant, "username": admin[0], "permission": "READ"})  # fmt: skip
+    assert onwards.status_code == 403
+
+    driver = _chromium(_basic(person, own))
+    try:
+        names = _experiments(driver, base, expect=shared)
+        assert kept not in names
+    finally:
+        driver.quit()
+
+
 # -- iam mode ---------------------------------------------------------------------------------
 class RecordingGateway(Gateway):
     """The team API stand-in, recording for each request whose key signed it and whether the
