@@ -158,7 +158,12 @@ def _check_run_page(driver, base: str, experiment: str, run: str, screenshot: st
     for trace in chart["traces"]:
         assert trace["x"] == list(range(len(LOSS))) and trace["y"] == pytest.approx(LOSS)
     assert chart["markers"] == len(LOSS)  # each point drawn
-    time.sleep(1)  # the chart's transition, for the screenshot
+    # For the screenshot: the assistant's side panel closed (if shown), the chart settled.
+    for close in driver.find_elements(
+        "css selector", '[data-component-id="mlflow.assistant.chat_panel.close"]'
+    ):
+        close.click()
+    time.sleep(1)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SCREENSHOTS / screenshot))
 
