@@ -224,7 +224,8 @@ def test_basic_mode_a_team_logs_in_and_sees_its_runs_charts_and_artifacts(
     name = f"churn-model-{time.time_ns()}"
     experiment, run = _log_team_run(_client(monkeypatch, base, team_user), name, tmp_path)
 
-    # What a browser gets before it logs in: MLflow's Basic challenge, the credential prompt.
+    # What a browser gets before it logs in: MLflow's Basic challenge (RFC 7617; MLflow docs,
+    # "Authenticating to MLflow"), which a browser answers with its credential prompt.
     challenge = requests.get(f"{base}/ajax-api/2.0/mlflow/experiments/search", timeout=30)
     assert challenge.status_code == 401
     assert challenge.headers["WWW-Authenticate"].startswith("Basic")
@@ -339,6 +340,9 @@ def signed_ui(iam) -> Iterator[tuple[SigningProxy, RecordingGateway]]:  # noqa: 
 def test_iam_mode_the_ui_through_the_signing_proxy_signs_every_request(
     signed_ui, monkeypatch, tmp_path
 ):
+    """Each request the browser makes reaches the server only with a valid signature for team
+    A's credentials, as an HTTP API route with AWS_IAM authorization requires (API Gateway
+    Developer Guide, "Control access to HTTP APIs with IAM authorization")."""
     proxy, gateway = signed_ui
     # Team B's experiment, signed with team B's own credentials through its team API.
     other = f"team-b-{time.time_ns()}"
