@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 
 import boto3
+import botocore.session
 import pytest
-from botocore.credentials import ReadOnlyCredentials
-from sigv4_gateway import Caller, verify
+import requests
+from botocore.credentials import (
+    CredentialProvider,
+    Credentials,
+    ReadOnlyCredentials,
+    RefreshableCredentials,
+)
+from sigv4_gateway import Caller, Gateway, verify
 
 from mlflow_platform.paths import ROOT
 from mlflow_platform.signing_proxy import (
+    LoopbackServer,
     ProxyError,
     SigningProxy,
     frozen_credentials,
@@ -92,3 +101,98 @@ def test_the_task_says_so_too(tmp_path):
     )
     assert result.returncode == 1
     assert "invoke ui: no AWS credentials found" in result.stderr
+
+
+def test_the_task_refuses_to_listen_beyond_loopback(tmp_path):
+    """`invoke ui --bind 0.0.0.0` with working credentials: refused before anything listens."""
+    env = {"PATH": "/usr/bin:/bin", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "HOME": str(tmp_path),
+           "AWS_ACCESS_KEY_ID": CREDENTIALS.access_key,
+           "AWS_SECRET_ACCESS_KEY": "secret"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "ui", "--url", API, "--bind", "0.0.0.0", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "invoke ui: --bind '0.0.0.0'" in result.stderr
+    assert "loopback address only" in result.stderr
+
+
+class _Provider(CredentialProvider):
+    """A source in the SDK's chain whose credentials expire, as a role's or SSO's do."""
+
+    METHOD = "test-expiring"
+
+    def __init__(self, issue) -> None:
+        super().__init__()
+        self.issue = issue
+
+    def load(self) -> RefreshableCredentials:
+        return RefreshableCredentials.create_from_metadata(self.issue(), self.issue, self.METHOD)
+
+
+def test_each_request_is_signed_with_what_the_sdk_chain_holds_now():
+    """frozen_credentials() over a session, as `invoke ui` wires it: once the chain's
+    credentials are refreshed, the next request is signed with the new ones, and the team API
+    stand-in verifies each signature. botocore refreshes credentials that expire within 10
+    minutes on every read (its mandatory refresh window), so each request here sees new ones."""
+    callers: dict[str, Caller] = {}
+    issued: list[str] = []
+
+    def issue() -> dict:
+        n = len(issued) + 1
+        key, secret = f"ASIAEXAMPLEROTATE{n:03d}", f"rotated-secret-{n}"
+        callers[key] = Caller(secret, f"arn:aws:sts::123456789012:assumed-role/Team/session-{n}")
+        issued.append(key)
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
+        return {"access_key": key, "secret_key": secret, "token": f"token-{n}",
+                "expiry_time": expiry.isoformat()}  # fmt: skip
+
+    core = botocore.session.Session()
+    core.get_component("credential_provider").insert_before("env", _Provider(issue))
+    session = boto3.Session(botocore_session=core, region_name="eu-west-1")
+    backend = LoopbackServer(lambda *_: (200, {"Content-Type": "text/plain"}, b"ok"))
+    backend.serve_in_background()
+    gateway = Gateway(target_port=backend.port, host="backend.internal", callers=callers)
+    proxy = SigningProxy(
+        to=target(gateway.url, region="eu-west-1"), credentials=frozen_credentials(session)
+    )
+    proxy.serve_in_background()
+    try:
+        for _ in range(3):
+            response = requests.get(f"{proxy.url}/api/2.0/mlflow/experiments/search", timeout=30)
+            assert response.status_code == 200, response.text
+    finally:
+        proxy.close()
+        gateway.close()
+        backend.close()
+    sessions = [arn.rsplit("/", 1)[-1] for arn in gateway.forwarded]
+    assert len(sessions) == 3 and len(set(sessions)) == 3, sessions  # a new key each time
+    assert sessions[-1] == f"session-{len(issued)}"  # the newest one the chain had
+
+
+class _Vanishing:
+    """A session whose credentials disappear (a profile's cache deleted, an SSO logout)."""
+
+    def __init__(self) -> None:
+        self.credentials: Credentials | None = Credentials(CREDENTIALS.access_key, "secret")
+
+    def get_credentials(self) -> Credentials | None:
+        return self.credentials
+
+
+def test_credentials_gone_after_start_are_a_clear_answer_not_a_crash():
+    session = _Vanishing()
+    proxy = SigningProxy(to=target(API), credentials=frozen_credentials(session))
+    proxy.serve_in_background()
+    try:
+        session.credentials = None
+        response = requests.get(f"{proxy.url}/api/2.0/mlflow/experiments/search", timeout=30)
+    finally:
+        proxy.close()
+    assert response.status_code == 502
+    assert response.text == "mlflow-platform: the AWS credentials are no longer available\n"
