@@ -63,7 +63,10 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
         ),
         vpc_cidr=vpc_cidr_input(stack, default="10.0.0.0/16", vpc="the MLflow VPC"),
         nat_gateways=nat_gateways_input(
-            stack, traffic="the tracking service's outbound traffic (ECR, logs, Secrets Manager)"
+            stack,
+            traffic="the tracking service's outbound traffic (ECR, logs, Secrets Manager)",
+            without_nat="interface endpoints in both zones serve the AWS APIs the tasks and "
+            "the team-user function call, at an hourly price each",
         ),
         auth_mode=string_input(
             stack,

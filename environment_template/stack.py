@@ -26,6 +26,16 @@ DESCRIPTION = (
     "balancer and an API Gateway VPC link"
 )
 
+# What the tracking tasks and the team-user function call, for NatGateways=0. ECR's API and
+# registry (image pulls; layers come from S3), CloudWatch Logs (awslogs driver) and Secrets
+# Manager (ECS secrets; the function's admin and team secrets): Fargate platform 1.4 makes
+# these calls through the task's own network interface (Amazon ECS Developer Guide, "Amazon
+# ECS interface VPC endpoints (AWS PrivateLink)"). CloudFormation: the function's
+# DescribeStackResources. S3 (artifacts, image layers, the function's responses to
+# CloudFormation's pre-signed URLs) goes through the gateway endpoint. Nothing calls STS: task
+# and function credentials come from ECS and Lambda.
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "cloudformation")
+
 
 class EnvironmentStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, **kwargs: object) -> None:
@@ -39,6 +49,7 @@ class EnvironmentStack(cdk.Stack):
                 vpc_cidr=inputs.vpc_cidr,
                 nat_gateways=inputs.nat_gateways,
                 access_logs=access_logs,
+                interface_endpoints=INTERFACE_ENDPOINTS,
             ),
         )
         artifacts = ArtifactStore(self, "Artifacts")
@@ -77,6 +88,7 @@ class EnvironmentStack(cdk.Stack):
         )
         artifacts.grant_tracking_server(tracking.task_definition.task_role)
         database.allow_from(tracking.security_group)
+        tracking.allow_to_database(database.security_group, database.port)
         ingress = Ingress(
             self,
             "Ingress",

@@ -10,7 +10,7 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mlflow_platform import contract
+from mlflow_platform import checkov_skips, contract
 from mlflow_platform.nag import acknowledge
 from tracking_server import settings
 
@@ -97,6 +97,9 @@ class TrackingApi(Construct):
             self, "AccessLogs", retention_in_days=props.log_retention_days.value_as_number
         )
         self.access_logs.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        checkov_skips.skip(
+            self.access_logs, "CKV_AWS_158", checkov_skips.LOG_GROUP_SERVICE_ENCRYPTION
+        )
         self.stage = apigwv2.CfnStage(
             self,
             "DefaultStage",

@@ -87,6 +87,7 @@ class ServiceStack(cdk.Stack):
                     auth_mode_arn,
                 ],
                 readable_secret_arn=team_user.secret.ref,
+                vpc_id=network.vpc_id,
             ),
         )
         team_user.register(principal_arn=team.role.role_arn)

@@ -51,7 +51,8 @@ def test_vpc_cidr_is_validated_as_a_cidr(environment, cidr, accepted):
 def test_nat_gateway_count_is_an_input_defaulting_to_one(environment):
     spec = environment["Parameters"]["NatGateways"]
     assert spec["Default"] == "1"
-    assert spec["AllowedValues"] == ["1", "2"]
+    assert spec["AllowedValues"] == ["0", "1", "2"]
+    assert "0 gives the VPC no internet egress" in spec["Description"]
 
 
 @pytest.mark.parametrize(

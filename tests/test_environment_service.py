@@ -287,3 +287,69 @@ def test_the_team_user_function_may_only_read_stacks_to_confirm_events(environme
     for write in ("cloudformation:*", "cloudformation:Update", "cloudformation:Delete",
                   "cloudformation:Create", "cloudformation:SignalResource"):  # fmt: skip
         assert write not in everything
+
+
+def _tracking_group(environment: dict) -> str:
+    return next(
+        n for n in of_type(environment, "AWS::EC2::SecurityGroup") if n.startswith("Tracking")
+    )
+
+
+def test_tracking_tasks_reach_only_https_endpoints_and_the_database(environment):
+    """443 anywhere (AWS endpoints: ECR, Logs, Secrets Manager, S3) and 5432 to the database's
+    group; nothing else. DNS to the VPC's resolver is not filtered by security groups (Amazon
+    VPC User Guide, "Security group rules")."""
+    tracking = _tracking_group(environment)
+    inline = of_type(environment, "AWS::EC2::SecurityGroup")[tracking]["Properties"]
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"], r["CidrIp"])
+            for r in inline["SecurityGroupEgress"]] == [("tcp", 443, 443, "0.0.0.0/0")]  # fmt: skip
+    [database_rule] = _security_group_rules(environment, "Egress", tracking)
+    database_group = next(
+        n for n in of_type(environment, "AWS::EC2::SecurityGroup") if n.startswith("Database")
+    )
+    assert database_rule["DestinationSecurityGroupId"] == {
+        "Fn::GetAtt": [database_group, "GroupId"]
+    }
+    assert (database_rule["IpProtocol"], database_rule["FromPort"], database_rule["ToPort"]) == (
+        "tcp",
+        5432,
+        5432,
+    )
+    # The database admits the tracking group on the same port (the other half of the pair).
+    [admitted] = _security_group_rules(environment, "Ingress", database_group)
+    assert admitted["SourceSecurityGroupId"] == {"Fn::GetAtt": [tracking, "GroupId"]}
+    assert admitted["FromPort"] == 5432
+
+
+def test_every_security_group_limits_its_egress(environment):
+    for name, group in of_type(environment, "AWS::EC2::SecurityGroup").items():
+        for rule in group["Properties"].get("SecurityGroupEgress", []):
+            assert rule["IpProtocol"] != "-1", name
+
+
+def test_container_root_is_read_only_with_a_writable_scratch_volume(environment):
+    from environment_template.tracking_service import SCRATCH_PATH
+
+    container = _container(environment)
+    assert container["ReadonlyRootFilesystem"] is True
+    # The Dockerfile's user, in the task definition too (uid:gid).
+    assert container["User"] == "10001:10001"
+    [mount] = container["MountPoints"]
+    assert mount == {"ContainerPath": SCRATCH_PATH, "ReadOnly": False, "SourceVolume": "scratch"}
+    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
+    # A bind mount with no host: Fargate task storage (Amazon ECS Developer Guide, "Use bind
+    # mounts with Amazon ECS"), gone with the task.
+    assert task["Properties"]["Volumes"] == [{"Name": "scratch"}]
+    plain = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert plain["TMPDIR"] == plain["HOME"] == SCRATCH_PATH
+
+
+def test_the_image_exposes_its_scratch_directory_to_the_task_volume():
+    """Fargate copies a directory the image declares as a VOLUME, with its permissions, into
+    the bind mount at the same path; otherwise the mount is root's, mode 0755, and the non-root
+    server could not write to it (Amazon ECS Developer Guide, "Use bind mounts with Amazon ECS")."""
+    from environment_template.tracking_service import SCRATCH_PATH
+    from mlflow_platform.paths import IMAGE_SOURCE
+
+    dockerfile = (IMAGE_SOURCE / "Dockerfile").read_text()
+    assert f'VOLUME ["{SCRATCH_PATH}"]' in dockerfile

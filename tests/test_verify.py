@@ -51,7 +51,7 @@ def test_example_specs_render_with_every_input_bound(rendered):
     ("spec", "expected"),
     [
         ("nat_gateways: '2'", "input nat_gateways = '2' must be a number"),
-        ("nat_gateways: 3", "input nat_gateways = 3 must be one of [1, 2]"),
+        ("nat_gateways: 3", "input nat_gateways = 3 must be one of [0, 1, 2]"),
         ("vpc_cidr: 10.0.0.0/8", "input vpc_cidr = '10.0.0.0/8' must match the pattern"),
         (
             "database_backup_retention_days: 40",

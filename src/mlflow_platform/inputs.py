@@ -242,12 +242,16 @@ def log_retention_input(stack: cdk.Stack, *, what: str) -> cdk.CfnParameter:
     )
 
 
-def nat_gateways_input(stack: cdk.Stack, *, traffic: str) -> cdk.CfnParameter:
+def nat_gateways_input(
+    stack: cdk.Stack, *, traffic: str, without_nat: str | None = None
+) -> cdk.CfnParameter:
+    """1 or 2; with `without_nat` (what serves the traffic instead), 0 is allowed too."""
+    zero = f"0 gives the VPC no internet egress at all ({without_nat}), " if without_nat else ""
     return number_input(
         stack,
         "NatGateways",
         default=1,
-        description=f"NAT gateways for {traffic}: 1 is cheaper, 2 survives the loss of an "
-        "Availability Zone",
-        allowed_values=(1, 2),
+        description=f"NAT gateways for {traffic}: {zero}1 is cheaper, 2 survives the loss of "
+        "an Availability Zone",
+        allowed_values=(0, 1, 2) if without_nat else (1, 2),
     )
