@@ -98,19 +98,26 @@ class EnvironmentStack(cdk.Stack):
                 access_log_bucket=access_logs.bucket,
                 access_log_prefix=LOAD_BALANCER_PREFIX,
                 access_log_policy=access_logs.policy,
+                certificate_arn=inputs.certificate_arn.value_as_string,
+                tls_server_name=inputs.tls_server_name.value_as_string,
             ),
         )
         tracking_host = ingress.load_balancer.load_balancer_dns_name
         tracking.container.add_environment(
             settings.ADMIN_PRINCIPALS, inputs.admin_principals.value_as_string
         )
+        hosts = settings.cloud_hosts(
+            load_balancer_dns_name=tracking_host,
+            region=cdk.Aws.REGION,
+            url_suffix=cdk.Aws.URL_SUFFIX,
+        )
+        tls_server_name = inputs.tls_server_name.value_as_string
+        # With a certificate, the team-user function calls the server by the name on it.
         tracking.container.add_environment(
             settings.ALLOWED_HOSTS,
-            settings.cloud_hosts(
-                load_balancer_dns_name=tracking_host,
-                region=cdk.Aws.REGION,
-                url_suffix=cdk.Aws.URL_SUFFIX,
-            ),
+            cdk.Fn.condition_if(
+                ingress.https.logical_id, cdk.Fn.join(",", [hosts, tls_server_name]), hosts
+            ).to_string(),
         )
         team_users = TeamUsers(
             self,
@@ -118,9 +125,10 @@ class EnvironmentStack(cdk.Stack):
             props=TeamUsersProps(
                 vpc=network.vpc,
                 environment_name=inputs.environment_name.value_as_string,
-                tracking_url=f"http://{tracking_host}",
+                tracking_url=ingress.tracking_url(),
                 admin_secret=auth.admin,
                 load_balancer_security_group=ingress.load_balancer_security_group,
+                listener_port=ingress.listener_port,
                 log_retention_days=inputs.log_retention_days,
             ),
         )
@@ -142,5 +150,8 @@ class EnvironmentStack(cdk.Stack):
                 contract.TEAM_USERS: team_users.function.function_arn,
                 contract.TRACKING_HOST: tracking_host,
                 contract.ENVIRONMENT_NAME: inputs.environment_name.value_as_string,
+                contract.TLS_SERVER_NAME: cdk.Fn.condition_if(
+                    ingress.https.logical_id, tls_server_name, contract.TLS_OFF
+                ).to_string(),
             },
         )

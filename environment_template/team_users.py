@@ -59,6 +59,7 @@ class TeamUsersProps:
     tracking_url: str
     admin_secret: secretsmanager.ISecret
     load_balancer_security_group: ec2.ISecurityGroup
+    listener_port: ec2.Port
     log_retention_days: cdk.CfnParameter
 
 
@@ -80,7 +81,7 @@ class TeamUsers(Construct):
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager and CloudFormation"
         )
         self.security_group.connections.allow_to(
-            props.load_balancer_security_group, ec2.Port.tcp(80), "MLflow user API"
+            props.load_balancer_security_group, props.listener_port, "MLflow user API"
         )
         log_group = logs.CfnLogGroup(
             self, "Logs", retention_in_days=props.log_retention_days.value_as_number

@@ -57,6 +57,7 @@ class ServiceStack(cdk.Stack):
                 throttling_rate_limit=inputs.throttling_rate_limit,
                 throttling_burst_limit=inputs.throttling_burst_limit,
                 log_retention_days=inputs.log_retention_days,
+                tls_server_name=inputs.tls_server_name,
             ),
         )
         tracking_uri = ssm.CfnParameter(

@@ -214,7 +214,11 @@ def test_load_balancer_is_reachable_only_from_the_vpc_link_and_the_team_user_fun
     assert sorted(str(r["SourceSecurityGroupId"]) for r in rules) == sorted(
         [str(link_group), str(function_group)]
     )
-    assert all("CidrIp" not in r and r["FromPort"] == r["ToPort"] == 80 for r in rules)
+    evaluator = Evaluator(environment)  # no certificate: HTTP on 80
+    assert all(
+        "CidrIp" not in r and evaluator.eval(r["FromPort"]) == evaluator.eval(r["ToPort"]) == 80
+        for r in rules
+    )
     groups = of_type(environment, "AWS::EC2::SecurityGroup")
     assert "SecurityGroupIngress" not in groups[alb_group_id]["Properties"]
     for group in groups.values():
@@ -353,3 +357,77 @@ def test_the_image_exposes_its_scratch_directory_to_the_task_volume():
 
     dockerfile = (IMAGE_SOURCE / "Dockerfile").read_text()
     assert f'VOLUME ["{SCRATCH_PATH}"]' in dockerfile
+
+
+CERTIFICATE = {
+    "CertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/"
+    "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+    "TlsServerName": "mlflow.internal.example.com",
+}
+
+
+def _listener(environment: dict) -> dict:
+    _, listener = one_of_type(environment, "AWS::ElasticLoadBalancingV2::Listener")
+    return listener["Properties"]
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_listener_is_https_only_with_a_certificate(environment, tls):
+    evaluator = Evaluator(environment, parameters=CERTIFICATE if tls else {})
+    props = evaluator.eval(_listener(environment))
+    if tls:
+        assert (props["Port"], props["Protocol"]) == (443, "HTTPS")
+        assert props["Certificates"] == [{"CertificateArn": CERTIFICATE["CertificateArn"]}]
+        # TLS 1.3 and 1.2 only (Elastic Load Balancing, "Security policies for your ALB").
+        assert props["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    else:
+        assert (props["Port"], props["Protocol"]) == (80, "HTTP")
+        assert props["Certificates"] == props["SslPolicy"] == {"Ref": "AWS::NoValue"}
+    # One listener either way: its ARN, in the contract, does not change.
+    assert len(of_type(environment, "AWS::ElasticLoadBalancingV2::Listener")) == 1
+    # The load balancer's group admits, and its callers' groups send to, that port only.
+    port = props["Port"]
+    [alb_group] = _load_balancer(environment)["SecurityGroups"]
+    rules = _security_group_rules(environment, "Ingress", alb_group["Fn::GetAtt"][0])
+    assert len(rules) == 2
+    for rule in rules:
+        assert evaluator.eval(rule["FromPort"]) == evaluator.eval(rule["ToPort"]) == port
+    to_alb = [
+        r["Properties"]
+        for r in of_type(environment, "AWS::EC2::SecurityGroupEgress").values()
+        if r["Properties"]["DestinationSecurityGroupId"] == alb_group
+    ]
+    assert len(to_alb) == 2
+    assert {evaluator.eval(r["FromPort"]) for r in to_alb} == {port}
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_certificates_name_resolves_to_the_load_balancer_inside_the_vpc(environment, tls):
+    evaluator = Evaluator(environment, parameters=CERTIFICATE if tls else {})
+    zones = {
+        n: r for n, r in environment["Resources"].items() if r["Type"].startswith("AWS::Route53::")
+    }
+    assert {r["Type"] for r in zones.values()} == {
+        "AWS::Route53::HostedZone",
+        "AWS::Route53::RecordSet",
+    }
+    for resource in zones.values():
+        assert evaluator.condition(resource["Condition"]) is tls
+    [zone] = [r for r in zones.values() if r["Type"] == "AWS::Route53::HostedZone"]
+    [record] = [r for r in zones.values() if r["Type"] == "AWS::Route53::RecordSet"]
+    vpc = next(iter(of_type(environment, "AWS::EC2::VPC")))
+    assert zone["Properties"]["VPCs"][0]["VPCId"] == {"Ref": vpc}  # private to the MLflow VPC
+    if tls:
+        assert evaluator.eval(zone["Properties"]["Name"]) == CERTIFICATE["TlsServerName"]
+        assert evaluator.eval(record["Properties"]["Name"]) == CERTIFICATE["TlsServerName"]
+    alb = next(iter(of_type(environment, "AWS::ElasticLoadBalancingV2::LoadBalancer")))
+    assert record["Properties"]["AliasTarget"]["DNSName"] == {"Fn::GetAtt": [alb, "DNSName"]}
+
+
+@pytest.mark.parametrize(
+    ("tls", "published"), [(False, "none"), (True, "mlflow.internal.example.com")]
+)
+def test_the_environment_publishes_the_name_team_apis_verify(environment, tls, published):
+    evaluator = Evaluator(environment, parameters=CERTIFICATE if tls else {})
+    value = environment["Outputs"][contract.TLS_SERVER_NAME.name]["Value"]
+    assert evaluator.eval(value) == published

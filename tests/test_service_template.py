@@ -253,3 +253,35 @@ def test_the_sagemaker_vpc_keeps_a_nat_gateway(service):
         e["Properties"]["VpcEndpointType"] == "Gateway"
         for e in of_type(service, "AWS::EC2::VPCEndpoint").values()
     )
+
+
+@pytest.mark.parametrize(("name", "verified"), [("none", False), ("mlflow.example.com", True)])
+def test_the_team_api_verifies_the_load_balancers_certificate_when_it_has_one(
+    service, name, verified
+):
+    """TlsConfig makes a private integration speak HTTPS and check the certificate's name
+    (AWS::ApiGatewayV2::Integration, TlsConfig.ServerNameToVerify)."""
+    _, integration = one_of_type(service, "AWS::ApiGatewayV2::Integration")
+    evaluator = Evaluator(service, parameters={"TlsServerName": name})
+    config = evaluator.eval(integration["Properties"]["TlsConfig"])
+    if verified:
+        assert config == {"ServerNameToVerify": name}
+    else:
+        assert config == {"Ref": "AWS::NoValue"}
+    spec = service["Parameters"]["TlsServerName"]
+    assert spec["Default"] == "none"
+    assert re.fullmatch(spec["AllowedPattern"], name)
+    assert not re.fullmatch(spec["AllowedPattern"], "")
+
+
+def test_proton_binds_the_tls_name_to_the_environments_output(rendered):
+    from mlflow_platform import render
+
+    files = rendered["mlflow-sagemaker-api"].bundle.files
+    import yaml
+
+    document = yaml.safe_load(files[f"instance_infrastructure/{render.TEMPLATE_FILE}"])
+    assert document["Parameters"]["TlsServerName"]["Default"] == (
+        f"{{{{ environment.outputs.{contract.TLS_SERVER_NAME.name} }}}}"
+    )
+    assert "tls_server_name" not in files["schema/schema.yaml"]

@@ -19,6 +19,9 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 VPC_PREFIXES = range(16, 23)
 CIDR_PATTERN = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(1[6-9]|2[0-2])$"
 ENVIRONMENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
+# A DNS name of two labels or more, lowercase: what a certificate names and a client verifies.
+HOST_NAME = r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
+HOST_NAME_MAX = 253
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
