@@ -168,8 +168,9 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
             "CertificateArn",
             default="",
             description="ACM certificate of the internal load balancer (in this account and "
-            "Region): given, it listens on HTTPS (443) only and team APIs verify it; empty, it "
-            "listens on plain HTTP (80) inside the VPC",
+            "Region, publicly trusted: team APIs and the team-user function verify it against "
+            "public CAs): given, it listens on HTTPS (443) only; empty, on plain HTTP (80) "
+            "inside the VPC",
             allowed_pattern=CERTIFICATE_ARN_PATTERN,
             constraint_description="empty, or an ACM certificate ARN such as "
             "arn:aws:acm:eu-west-1:123456789012:certificate/"
