@@ -11,6 +11,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlflow_platform.building import checkov_skips
 from mlflow_platform.building.nag import acknowledge
 
 ADMIN_USERNAME = "admin"
@@ -40,6 +41,7 @@ class AuthSecrets(Construct):
         )
         for secret in (self.admin, self.server_key):
             secret.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+            checkov_skips.skip(secret, "CKV_AWS_149", checkov_skips.SECRET_AWS_MANAGED_KEY)
         acknowledge(
             self.admin,
             "AwsSolutions-SMG4",

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mlflow_platform.inputs import (
+    HOST_NAME,
+    HOST_NAME_MAX,
     environment_name_input,
     format_number,
     interface,
@@ -24,6 +26,11 @@ ECR_IMAGE_PATTERN = (
     r"^$|^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/"
     r"[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
 )
+CERTIFICATE_ARN_PATTERN = (
+    r"^$|^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+TLS_SERVER_NAME_PATTERN = rf"^$|^{HOST_NAME}$"
 _PRINCIPAL = r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=.@_/-]+"
 ADMIN_PRINCIPALS_PATTERN = rf"^$|^{_PRINCIPAL}(,{_PRINCIPAL})*$"
 # Fargate's valid CPU units -> memory (MiB) combinations for Linux tasks.
@@ -54,6 +61,8 @@ class EnvironmentInputs:
     database_min_capacity: cdk.CfnParameter
     database_max_capacity: cdk.CfnParameter
     database_backup_retention_days: cdk.CfnParameter
+    certificate_arn: cdk.CfnParameter
+    tls_server_name: cdk.CfnParameter
 
 
 def declare(stack: cdk.Stack) -> EnvironmentInputs:
@@ -63,7 +72,10 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
         ),
         vpc_cidr=vpc_cidr_input(stack, default="10.0.0.0/16", vpc="the MLflow VPC"),
         nat_gateways=nat_gateways_input(
-            stack, traffic="the tracking service's outbound traffic (ECR, logs, Secrets Manager)"
+            stack,
+            traffic="the tracking service's outbound traffic (ECR, logs, Secrets Manager)",
+            without_nat="interface endpoints in both zones serve the AWS APIs the tasks and "
+            "the team-user function call, at an hourly price each",
         ),
         auth_mode=string_input(
             stack,
@@ -151,7 +163,34 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
             min_value=1,
             max_value=35,
         ),
+        certificate_arn=string_input(
+            stack,
+            "CertificateArn",
+            default="",
+            description="ACM certificate of the internal load balancer (in this account and "
+            "Region, publicly trusted: team APIs and the team-user function verify it against "
+            "public CAs): given, it listens on HTTPS (443) only; empty, on plain HTTP (80) "
+            "inside the VPC",
+            allowed_pattern=CERTIFICATE_ARN_PATTERN,
+            constraint_description="empty, or an ACM certificate ARN such as "
+            "arn:aws:acm:eu-west-1:123456789012:certificate/"
+            "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+            max_length=2048,
+        ),
+        tls_server_name=string_input(
+            stack,
+            "TlsServerName",
+            default="",
+            description="With a certificate: a name on it (lowercase), which team APIs verify "
+            "and which resolves to the load balancer inside the MLflow VPC (a private hosted "
+            "zone of that name); empty without a certificate",
+            allowed_pattern=TLS_SERVER_NAME_PATTERN,
+            constraint_description="empty, or a lowercase DNS name of two labels or more, "
+            "such as mlflow.internal.example.com",
+            max_length=HOST_NAME_MAX,
+        ),
     )
+    _require_together(stack, inputs.certificate_arn, inputs.tls_server_name)
     require_pairs(
         stack,
         "FargateMemoryForCpu",
@@ -184,6 +223,13 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
                 [(inputs.vpc_cidr, "VPC CIDR block"), (inputs.nat_gateways, "NAT gateways")],
             ),
             (
+                "Load balancer TLS",
+                [
+                    (inputs.certificate_arn, "Certificate ARN"),
+                    (inputs.tls_server_name, "Name on the certificate"),
+                ],
+            ),
+            (
                 "Tracking server",
                 [
                     (inputs.image_uri, "Image URI"),
@@ -205,3 +251,22 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
         ],
     )
     return inputs
+
+
+def _require_together(stack: cdk.Stack, first: cdk.CfnParameter, second: cdk.CfnParameter) -> None:
+    """Both inputs given, or neither: a certificate is no use without the name to verify."""
+    for given, missing in ((first, second), (second, first)):
+        cdk.CfnRule(
+            stack,
+            f"{missing.node.id}With{given.node.id}",
+            rule_condition=cdk.Fn.condition_not(cdk.Fn.condition_equals(given.value_as_string, "")),
+            assertions=[
+                cdk.CfnRuleAssertion(
+                    assert_=cdk.Fn.condition_not(
+                        cdk.Fn.condition_equals(missing.value_as_string, "")
+                    ),
+                    assert_description=f"{given.node.id} is given, so {missing.node.id} must be "
+                    "given too (both, or neither for plain HTTP)",
+                )
+            ],
+        )

@@ -26,6 +26,16 @@ DESCRIPTION = (
     "balancer and an API Gateway VPC link"
 )
 
+# What the tracking tasks and the team-user function call, for NatGateways=0. ECR's API and
+# registry (image pulls; layers come from S3), CloudWatch Logs (awslogs driver) and Secrets
+# Manager (ECS secrets; the function's admin and team secrets): Fargate platform 1.4 makes
+# these calls through the task's own network interface (Amazon ECS Developer Guide, "Amazon
+# ECS interface VPC endpoints (AWS PrivateLink)"). CloudFormation: the function's
+# DescribeStackResources. S3 (artifacts, image layers, the function's responses to
+# CloudFormation's pre-signed URLs) goes through the gateway endpoint. Nothing calls STS: task
+# and function credentials come from ECS and Lambda.
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "cloudformation")
+
 
 class EnvironmentStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, **kwargs: object) -> None:
@@ -39,6 +49,7 @@ class EnvironmentStack(cdk.Stack):
                 vpc_cidr=inputs.vpc_cidr,
                 nat_gateways=inputs.nat_gateways,
                 access_logs=access_logs,
+                interface_endpoints=INTERFACE_ENDPOINTS,
             ),
         )
         artifacts = ArtifactStore(self, "Artifacts")
@@ -77,6 +88,7 @@ class EnvironmentStack(cdk.Stack):
         )
         artifacts.grant_tracking_server(tracking.task_definition.task_role)
         database.allow_from(tracking.security_group)
+        tracking.allow_to_database(database.security_group, database.port)
         ingress = Ingress(
             self,
             "Ingress",
@@ -86,19 +98,26 @@ class EnvironmentStack(cdk.Stack):
                 access_log_bucket=access_logs.bucket,
                 access_log_prefix=LOAD_BALANCER_PREFIX,
                 access_log_policy=access_logs.policy,
+                certificate_arn=inputs.certificate_arn.value_as_string,
+                tls_server_name=inputs.tls_server_name.value_as_string,
             ),
         )
         tracking_host = ingress.load_balancer.load_balancer_dns_name
         tracking.container.add_environment(
             settings.ADMIN_PRINCIPALS, inputs.admin_principals.value_as_string
         )
+        hosts = settings.cloud_hosts(
+            load_balancer_dns_name=tracking_host,
+            region=cdk.Aws.REGION,
+            url_suffix=cdk.Aws.URL_SUFFIX,
+        )
+        tls_server_name = inputs.tls_server_name.value_as_string
+        # With a certificate, the team-user function calls the server by the name on it.
         tracking.container.add_environment(
             settings.ALLOWED_HOSTS,
-            settings.cloud_hosts(
-                load_balancer_dns_name=tracking_host,
-                region=cdk.Aws.REGION,
-                url_suffix=cdk.Aws.URL_SUFFIX,
-            ),
+            cdk.Fn.condition_if(
+                ingress.https.logical_id, cdk.Fn.join(",", [hosts, tls_server_name]), hosts
+            ).to_string(),
         )
         team_users = TeamUsers(
             self,
@@ -106,9 +125,10 @@ class EnvironmentStack(cdk.Stack):
             props=TeamUsersProps(
                 vpc=network.vpc,
                 environment_name=inputs.environment_name.value_as_string,
-                tracking_url=f"http://{tracking_host}",
+                tracking_url=ingress.tracking_url(),
                 admin_secret=auth.admin,
                 load_balancer_security_group=ingress.load_balancer_security_group,
+                listener_port=ingress.listener_port,
                 log_retention_days=inputs.log_retention_days,
             ),
         )
@@ -130,5 +150,8 @@ class EnvironmentStack(cdk.Stack):
                 contract.TEAM_USERS: team_users.function.function_arn,
                 contract.TRACKING_HOST: tracking_host,
                 contract.ENVIRONMENT_NAME: inputs.environment_name.value_as_string,
+                contract.TLS_SERVER_NAME: cdk.Fn.condition_if(
+                    ingress.https.logical_id, tls_server_name, contract.TLS_OFF
+                ).to_string(),
             },
         )

@@ -20,6 +20,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlflow_platform import contract
+from mlflow_platform.building import checkov_skips
 from mlflow_platform.building.nag import acknowledge
 
 HANDLER_SOURCE = Path(__file__).with_name("team_users_function.py")
@@ -59,6 +60,7 @@ class TeamUsersProps:
     tracking_url: str
     admin_secret: secretsmanager.ISecret
     load_balancer_security_group: ec2.ISecurityGroup
+    listener_port: ec2.Port
     log_retention_days: cdk.CfnParameter
 
 
@@ -80,12 +82,13 @@ class TeamUsers(Construct):
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager and CloudFormation"
         )
         self.security_group.connections.allow_to(
-            props.load_balancer_security_group, ec2.Port.tcp(80), "MLflow user API"
+            props.load_balancer_security_group, props.listener_port, "MLflow user API"
         )
         log_group = logs.CfnLogGroup(
             self, "Logs", retention_in_days=props.log_retention_days.value_as_number
         )
         log_group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        checkov_skips.skip(log_group, "CKV_AWS_158", checkov_skips.LOG_GROUP_SERVICE_ENCRYPTION)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -104,6 +107,26 @@ class TeamUsers(Construct):
                 "ADMIN_SECRET_ARN": props.admin_secret.secret_arn,
                 "RESPONSE_URL_PATTERN": RESPONSE_URL_PATTERN,
             },
+        )
+        checkov_skips.skip(
+            self.function,
+            "CKV_AWS_116",
+            "CloudFormation invokes the function for custom resources and waits for its answer; "
+            "the function answers FAILED itself on any error, and a lost event shows as the "
+            "stack's own timeout, where the operator looks, not in a queue no one reads",
+        )
+        checkov_skips.skip(
+            self.function,
+            "CKV_AWS_115",
+            "Invoked only for team stacks' custom resources, one event per stack operation; a "
+            "reserved concurrency would take from the account's unreserved pool, which new "
+            "accounts with a low limit cannot spare (the create would fail)",
+        )
+        checkov_skips.skip(
+            self.function,
+            "CKV_AWS_173",
+            "Its environment holds no secret: the tracking URL, the admin secret's ARN and the "
+            "response URL pattern; Lambda encrypts it at rest with its AWS managed key",
         )
         props.admin_secret.grant_read(self.function)
         teams = (

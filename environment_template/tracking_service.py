@@ -13,10 +13,18 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlflow_platform import image
+from mlflow_platform.building import checkov_skips
 from mlflow_platform.building.nag import acknowledge, logical_id
 from tracking_server import settings
 
 CONTAINER_NAME = "tracking-server"
+# The Dockerfile's user (and group); set here too so the task definition says it, whatever the
+# image declares.
+CONTAINER_USER = "10001:10001"
+# The root filesystem is read-only; the server writes only temporary files (its auth config,
+# Python's and MLflow's scratch files), on a task volume (Fargate task storage) mounted here.
+SCRATCH_VOLUME = "scratch"
+SCRATCH_PATH = "/tmp"
 CPU_TARGET_PERCENT = 70
 ECR_DOMAIN = "amazonaws.com"
 
@@ -53,6 +61,9 @@ class TrackingService(Construct):
             self, "Logs", retention_in_days=props.log_retention_days.value_as_number
         )
         self.log_group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        checkov_skips.skip(
+            self.log_group, "CKV_AWS_158", checkov_skips.LOG_GROUP_SERVICE_ENCRYPTION
+        )
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "Task",
@@ -70,7 +81,8 @@ class TrackingService(Construct):
             container_name=CONTAINER_NAME,
             image=ecs.ContainerImage.from_registry(image_uri),
             essential=True,
-            readonly_root_filesystem=False,
+            readonly_root_filesystem=True,
+            user=CONTAINER_USER,
             port_mappings=[ecs.PortMapping(container_port=settings.PORT)],
             logging=ecs.LogDriver.aws_logs(
                 stream_prefix="mlflow",
@@ -82,6 +94,9 @@ class TrackingService(Construct):
                 settings.DB_PORT: str(props.database_port),
                 settings.DB_NAME: props.database_name,
                 settings.ARTIFACTS_DESTINATION: props.artifacts_destination,
+                # Anything that writes to a temporary or home directory writes to the volume.
+                "TMPDIR": SCRATCH_PATH,
+                "HOME": SCRATCH_PATH,
             },
             secrets={
                 settings.DB_USERNAME: ecs.Secret.from_secrets_manager(
@@ -107,6 +122,14 @@ class TrackingService(Construct):
             ),
         )
         self.container = container
+        # A bind mount with no host: Fargate task storage, removed with the task (Amazon ECS
+        # Developer Guide, "Use bind mounts with Amazon ECS").
+        self.task_definition.add_volume(name=SCRATCH_VOLUME)
+        container.add_mount_points(
+            ecs.MountPoint(
+                container_path=SCRATCH_PATH, source_volume=SCRATCH_VOLUME, read_only=False
+            )
+        )
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
@@ -135,7 +158,13 @@ class TrackingService(Construct):
             "SecurityGroup",
             vpc=props.vpc,
             description="MLflow tracking server tasks: tracking port from the load balancer only",
-            allow_all_outbound=True,
+            allow_all_outbound=False,
+        )
+        # Out: AWS endpoints only (ECR, CloudWatch Logs, Secrets Manager, S3), all HTTPS; the
+        # database rule is added by allow_to_database. DNS to the VPC resolver is not filtered
+        # by security groups (Amazon VPC User Guide, "Security group rules").
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS endpoints"
         )
         self.service = ecs.FargateService(
             self,
@@ -163,6 +192,12 @@ class TrackingService(Construct):
             target_utilization_percent=CPU_TARGET_PERCENT,
             scale_in_cooldown=cdk.Duration.seconds(120),
             scale_out_cooldown=cdk.Duration.seconds(60),
+        )
+
+    def allow_to_database(self, database: ec2.ISecurityGroup, port: int) -> None:
+        """PostgreSQL to the database's security group, and nothing else but HTTPS."""
+        self.security_group.add_egress_rule(
+            database, ec2.Port.tcp(port), "PostgreSQL to the backend store"
         )
 
     def _image_uri(self, parameter: cdk.CfnParameter) -> str:

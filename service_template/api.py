@@ -11,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlflow_platform import contract
+from mlflow_platform.building import checkov_skips
 from mlflow_platform.building.nag import acknowledge
 from tracking_server import settings
 
@@ -40,6 +41,7 @@ class TrackingApiProps:
     throttling_rate_limit: cdk.CfnParameter
     throttling_burst_limit: cdk.CfnParameter
     log_retention_days: cdk.CfnParameter
+    tls_server_name: cdk.CfnParameter
 
 
 class TrackingApi(Construct):
@@ -53,6 +55,13 @@ class TrackingApi(Construct):
             description="MLflow tracking API of one team, private integration into the "
             "MLflow environment",
         )
+        verify_tls = cdk.CfnCondition(
+            self,
+            "VerifyTls",
+            expression=cdk.Fn.condition_not(
+                cdk.Fn.condition_equals(props.tls_server_name.value_as_string, contract.TLS_OFF)
+            ),
+        )
         integration = apigwv2.CfnIntegration(
             self,
             "Integration",
@@ -64,6 +73,15 @@ class TrackingApi(Construct):
             integration_uri=contract.read(contract.LISTENER_ARN),
             payload_format_version="1.0",
             timeout_in_millis=INTEGRATION_TIMEOUT_MS,
+            # With TlsConfig, private integration traffic uses HTTPS, and API Gateway verifies
+            # the certificate's host name against ServerNameToVerify, also sent as SNI
+            # (AWS::ApiGatewayV2::Integration TlsConfig; API Gateway Developer Guide, "Working
+            # with private integrations for HTTP APIs").
+            tls_config=cdk.Fn.condition_if(
+                verify_tls.logical_id,
+                {"ServerNameToVerify": props.tls_server_name.value_as_string},
+                cdk.Aws.NO_VALUE,
+            ),
             # The server accepts only the Host its load balancer is called by, whatever domain
             # (execute-api or a custom one) the client used. Host is not among the headers
             # HTTP APIs reserve from parameter mapping (API Gateway Developer Guide,
@@ -97,6 +115,9 @@ class TrackingApi(Construct):
             self, "AccessLogs", retention_in_days=props.log_retention_days.value_as_number
         )
         self.access_logs.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        checkov_skips.skip(
+            self.access_logs, "CKV_AWS_158", checkov_skips.LOG_GROUP_SERVICE_ENCRYPTION
+        )
         self.stage = apigwv2.CfnStage(
             self,
             "DefaultStage",

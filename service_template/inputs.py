@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 
+from mlflow_platform import contract
 from mlflow_platform.inputs import (
+    HOST_NAME,
+    HOST_NAME_MAX,
     environment_name_input,
     interface,
     log_retention_input,
@@ -17,6 +20,7 @@ from mlflow_platform.inputs import (
 )
 
 TEAM_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
+TLS_SERVER_NAME_PATTERN = rf"^{contract.TLS_OFF}$|^{HOST_NAME}$"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +33,7 @@ class ServiceInputs:
     throttling_burst_limit: cdk.CfnParameter
     log_retention_days: cdk.CfnParameter
     create_studio_domain: cdk.CfnParameter
+    tls_server_name: cdk.CfnParameter
 
 
 def declare(stack: cdk.Stack) -> ServiceInputs:
@@ -74,6 +79,21 @@ def declare(stack: cdk.Stack) -> ServiceInputs:
             "network access) with a user profile that uses the team role",
             allowed_values=("false", "true"),
         ),
+        # A parameter, not a contract read, because it switches TlsConfig on or off, and
+        # Conditions cannot read dynamic references. Proton binds it to the environment's
+        # output (proton_schema.PROVIDED), so only Service Catalog users type it.
+        tls_server_name=string_input(
+            stack,
+            "TlsServerName",
+            default=contract.TLS_OFF,
+            description="The environment's TrackingTlsServerName output (also its SSM "
+            "parameter tls-server-name): the name on its load balancer's certificate, which "
+            f"this API verifies over HTTPS; {contract.TLS_OFF} when it listens on plain HTTP",
+            allowed_pattern=TLS_SERVER_NAME_PATTERN,
+            constraint_description=f"{contract.TLS_OFF}, or a lowercase DNS name such as "
+            "mlflow.internal.example.com",
+            max_length=HOST_NAME_MAX,
+        ),
     )
     interface(
         stack,
@@ -83,6 +103,7 @@ def declare(stack: cdk.Stack) -> ServiceInputs:
                 [
                     (inputs.team_name, "Team name"),
                     (inputs.environment_name, "MLflow environment"),
+                    (inputs.tls_server_name, "The environment's TLS server name"),
                 ],
             ),
             (

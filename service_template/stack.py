@@ -57,6 +57,7 @@ class ServiceStack(cdk.Stack):
                 throttling_rate_limit=inputs.throttling_rate_limit,
                 throttling_burst_limit=inputs.throttling_burst_limit,
                 log_retention_days=inputs.log_retention_days,
+                tls_server_name=inputs.tls_server_name,
             ),
         )
         tracking_uri = ssm.CfnParameter(
@@ -87,6 +88,7 @@ class ServiceStack(cdk.Stack):
                     auth_mode_arn,
                 ],
                 readable_secret_arn=team_user.secret.ref,
+                vpc_id=network.vpc_id,
             ),
         )
         team_user.register(principal_arn=team.role.role_arn)

@@ -12,6 +12,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from mlflow_platform.building import checkov_skips
+
 
 @dataclass(frozen=True, kw_only=True)
 class StudioProps:
@@ -47,6 +49,13 @@ class Studio(Construct):
         )
         # Notebooks live on the domain's EFS volume: the domain stays when the stack goes.
         self.domain.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        checkov_skips.skip(
+            self.domain,
+            "CKV_AWS_187",
+            "The domain's EFS volume is encrypted at rest with the AWS managed key SageMaker uses "
+            "when no key is given; a customer managed key would add a key policy for SageMaker "
+            "and EFS to keep in step, no reader fewer (IAM and the VPC decide who reaches it)",
+        )
         self.profile = sagemaker.CfnUserProfile(
             self,
             "Profile",

@@ -21,12 +21,15 @@ class TeamRoleProps:
     api: apigwv2.CfnApi
     readable_parameter_arns: list[str]
     readable_secret_arn: str
+    vpc_id: str
+    """The team's SageMaker VPC: the only one whose network interfaces the role may touch."""
 
 
 class TeamRole(Construct):
     def __init__(self, scope: Construct, id: str, *, props: TeamRoleProps) -> None:
         super().__init__(scope, id)
         partition, region, account = cdk.Aws.PARTITION, cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID
+        vpc_arn = f"arn:{partition}:ec2:{region}:{account}:vpc/{props.vpc_id}"
         self.role = iam.Role(
             self,
             "Role",
@@ -66,13 +69,28 @@ class TeamRole(Construct):
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             ),
+            # Every resource these four actions authorize (network-interface, and for
+            # CreateNetworkInterface also subnet and security-group) takes ec2:Vpc, an ARN
+            # (Service Authorization Reference, "Actions, resources, and condition keys for
+            # Amazon EC2"). ec2:Subnet is not defined on security groups, so it would refuse
+            # every CreateNetworkInterface; ec2:AuthorizedService names the service a permission
+            # is for, and SageMaker documents no value for it (CodeBuild's is
+            # codebuild.amazonaws.com), so neither is used.
             iam.PolicyStatement(
-                sid="SageMakerVpcNetworking",
+                sid="SageMakerNetworkInterfacesInTheTeamVpc",
                 actions=[
                     "ec2:CreateNetworkInterface",
                     "ec2:CreateNetworkInterfacePermission",
                     "ec2:DeleteNetworkInterface",
                     "ec2:DeleteNetworkInterfacePermission",
+                ],
+                resources=["*"],
+                conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+            ),
+            # Describe actions support no resource-level permissions or these keys.
+            iam.PolicyStatement(
+                sid="SageMakerVpcDescriptions",
+                actions=[
                     "ec2:DescribeNetworkInterfaces",
                     "ec2:DescribeVpcs",
                     "ec2:DescribeDhcpOptions",
@@ -98,7 +116,8 @@ class TeamRole(Construct):
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",
-            "cloudwatch:PutMetricData and the EC2 network-interface actions SageMaker needs to "
-            "run in a VPC have no resource-level permissions; metrics are limited to the "
-            "SageMaker namespaces by condition",
+            "cloudwatch:PutMetricData and EC2's Describe actions have no resource-level "
+            "permissions; metrics are limited to the SageMaker namespaces, and creating or "
+            "deleting network interfaces and their permissions to the team's VPC (ec2:Vpc), "
+            "by condition",
         )

@@ -51,6 +51,8 @@ class Evaluator:
                 }
                 if arg in pseudo:
                     return pseudo[arg]
+                if arg == "AWS::NoValue":
+                    return {"Ref": arg}  # the property is left out
                 if arg in self.values:
                     return self.values[arg]
                 if arg in self.template["Resources"]:

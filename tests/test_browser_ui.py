@@ -255,8 +255,8 @@ def test_basic_mode_a_team_logs_in_and_sees_its_runs_charts_and_artifacts(
 
 
 def test_basic_mode_a_person_gets_their_own_user_as_the_readme_says(platform, monkeypatch):
-    """docs/mlflow-ui.md, "Open the MLflow UI": the admin creates a person's user, the person replaces
-    the initial password, the team grants READ on one experiment; the person's browser shows
+    """docs/mlflow-ui.md: the admin creates a person's user, the person replaces the initial
+    password, the team grants READ on one experiment; the person's browser shows
     that experiment and not the team's others."""
     _, details = platform
     base = details["tracking_uri"]

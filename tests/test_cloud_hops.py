@@ -79,7 +79,27 @@ def test_the_server_accepts_exactly_the_hosts_its_callers_send(environment):
     # The team-user function calls the load balancer by the name the server accepts.
     _, function = one_of_type(environment, "AWS::Lambda::Function")
     url = function["Properties"]["Environment"]["Variables"]["TRACKING_URL"]
-    assert url == {"Fn::Join": ["", ["http://", DNS_NAME]]}
+    assert Evaluator(environment).eval(url) == f"http://<{LOAD_BALANCER}.DNSName>"
+
+
+def test_with_a_certificate_the_function_calls_the_name_on_it_which_the_server_accepts(
+    environment,
+):
+    tls = {
+        "CertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/"
+        "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+        "TlsServerName": "mlflow.internal.example.com",
+    }
+    evaluator = Evaluator(environment, parameters=tls)
+    allowed = evaluator.eval(_container_environment(environment)[settings.ALLOWED_HOSTS])
+    assert str(allowed).split(",") == [
+        f"<{LOAD_BALANCER}.DNSName>",
+        "*.execute-api.eu-west-1.amazonaws.com",
+        "mlflow.internal.example.com",
+    ]
+    _, function = one_of_type(environment, "AWS::Lambda::Function")
+    url = function["Properties"]["Environment"]["Variables"]["TRACKING_URL"]
+    assert evaluator.eval(url) == "https://mlflow.internal.example.com"
 
 
 @pytest.fixture

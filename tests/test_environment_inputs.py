@@ -51,7 +51,8 @@ def test_vpc_cidr_is_validated_as_a_cidr(environment, cidr, accepted):
 def test_nat_gateway_count_is_an_input_defaulting_to_one(environment):
     spec = environment["Parameters"]["NatGateways"]
     assert spec["Default"] == "1"
-    assert spec["AllowedValues"] == ["1", "2"]
+    assert spec["AllowedValues"] == ["0", "1", "2"]
+    assert "0 gives the VPC no internet egress" in spec["Description"]
 
 
 @pytest.mark.parametrize(
@@ -98,3 +99,60 @@ def test_rule_messages_name_the_inputs_and_the_allowed_values(environment):
     assert message == "MaxTasks must be at least MinTasks (5): one of " + ", ".join(
         str(n) for n in range(5, 21)
     )
+
+
+CERTIFICATE_ARN = (
+    "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        (CERTIFICATE_ARN, True),
+        (CERTIFICATE_ARN.replace("arn:aws:", "arn:aws-us-gov:"), True),
+        ("arn:aws:acm:eu-west-1:123456789012:certificate/not-a-uuid", False),
+        ("arn:aws:iam::123456789012:server-certificate/mlflow", False),
+        (CERTIFICATE_ARN.replace("123456789012", "1234"), False),
+    ],
+)
+def test_certificate_arn_is_empty_or_an_acm_certificate(environment, value, accepted):
+    spec = environment["Parameters"]["CertificateArn"]
+    assert bool(re.fullmatch(spec["AllowedPattern"], value)) is accepted
+    assert "ACM certificate ARN" in spec["ConstraintDescription"]
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("mlflow.internal.example.com", True),
+        ("mlflow-1.example.co", True),
+        ("MLflow.example.com", False),
+        ("mlflow", False),
+        ("-mlflow.example.com", False),
+        ("mlflow.example.com.", False),
+        ("*.example.com", False),
+    ],
+)
+def test_tls_server_name_is_empty_or_a_dns_name(environment, value, accepted):
+    spec = environment["Parameters"]["TlsServerName"]
+    assert bool(re.fullmatch(spec["AllowedPattern"], value)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"CertificateArn": CERTIFICATE_ARN}, "CertificateArn is given, so TlsServerName must"),
+        ({"TlsServerName": "mlflow.example.com"}, "TlsServerName is given, so CertificateArn"),
+        ({"CertificateArn": CERTIFICATE_ARN, "TlsServerName": "mlflow.example.com"}, None),
+    ],
+)
+def test_a_certificate_and_its_name_come_together(environment, inputs, message):
+    failed = Evaluator(environment, parameters=inputs).failed_rules()
+    if message is None:
+        assert failed == []
+    else:
+        [found] = failed
+        assert found.startswith(message)

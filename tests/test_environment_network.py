@@ -49,22 +49,77 @@ def _default_routes(environment: dict) -> dict[str, dict]:
     }
 
 
-@pytest.mark.parametrize(("count", "distinct"), [("1", 1), ("2", 2)])
+def _created(template: dict, evaluator: Evaluator, type_name: str) -> dict[str, dict]:
+    return {
+        name: resource
+        for name, resource in of_type(template, type_name).items()
+        if "Condition" not in resource or evaluator.condition(resource["Condition"])
+    }
+
+
+@pytest.mark.parametrize(("count", "distinct"), [("0", 0), ("1", 1), ("2", 2)])
 def test_nat_gateway_count_follows_the_input(environment, count, distinct):
     evaluator = Evaluator(environment, parameters={"NatGateways": count})
-    nats = [
-        name
-        for name, nat in of_type(environment, "AWS::EC2::NatGateway").items()
-        if "Condition" not in nat or evaluator.condition(nat["Condition"])
-    ]
+    nats = list(_created(environment, evaluator, "AWS::EC2::NatGateway"))
     assert len(nats) == distinct
+    assert len(_created(environment, evaluator, "AWS::EC2::EIP")) == distinct
     private_routes = [
-        evaluator.eval(route["NatGatewayId"])
-        for name, route in _default_routes(environment).items()
+        evaluator.eval(route["Properties"]["NatGatewayId"])
+        for name, route in _created(environment, evaluator, "AWS::EC2::Route").items()
         if "Private" in name
     ]
-    assert len(private_routes) == 2
+    # No NAT gateway: no route out of the private subnets at all.
+    assert len(private_routes) == (2 if distinct else 0)
     assert {r["Ref"] for r in private_routes} == set(nats)
+
+
+# What the tasks and the team-user function call (environment_template/stack.py); each name is
+# the service's endpoint name in the Amazon VPC User Guide's "AWS services that integrate with
+# AWS PrivateLink" (com.amazonaws.<region>.<name>).
+INTERFACE_SERVICES = {"ecr.api", "ecr.dkr", "logs", "secretsmanager", "cloudformation"}
+
+
+@pytest.mark.parametrize(("count", "endpoints"), [("0", INTERFACE_SERVICES), ("1", set()),
+                                                  ("2", set())])  # fmt: skip
+def test_without_nat_interface_endpoints_serve_every_aws_api_called(environment, count, endpoints):
+    evaluator = Evaluator(environment, parameters={"NatGateways": count})
+    interface = {
+        name: endpoint["Properties"]
+        for name, endpoint in _created(environment, evaluator, "AWS::EC2::VPCEndpoint").items()
+        if endpoint["Properties"]["VpcEndpointType"] == "Interface"
+    }
+    services = {
+        evaluator.eval(p["ServiceName"]).removeprefix("com.amazonaws.eu-west-1.")
+        for p in interface.values()
+    }
+    assert services == endpoints
+    private = {n for n in of_type(environment, "AWS::EC2::Subnet") if "Private" in n}
+    for props in interface.values():
+        assert props["PrivateDnsEnabled"] is True
+        assert {s["Ref"] for s in props["SubnetIds"]} == private
+    # S3 (artifacts, ECR's image layers, custom-resource responses): the gateway endpoint.
+    gateways = [p["Properties"] for p in _created(environment, evaluator, "AWS::EC2::VPCEndpoint")
+                .values() if p["Properties"]["VpcEndpointType"] == "Gateway"]  # fmt: skip
+    assert len(gateways) == 1
+
+
+def test_endpoints_admit_https_from_the_vpc_only(environment):
+    evaluator = Evaluator(environment, parameters={"NatGateways": "0", "VpcCidr": "10.9.0.0/16"})
+    groups = {
+        p["Properties"]["SecurityGroupIds"][0]["Fn::GetAtt"][0]
+        for p in of_type(environment, "AWS::EC2::VPCEndpoint").values()
+        if p["Properties"]["VpcEndpointType"] == "Interface"
+    }
+    [group] = groups
+    props = of_type(environment, "AWS::EC2::SecurityGroup")[group]["Properties"]
+    [rule] = props["SecurityGroupIngress"]
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443)
+    assert evaluator.eval(rule["CidrIp"]) == "10.9.0.0/16"
+    assert [e["CidrIp"] for e in props["SecurityGroupEgress"]] == ["255.255.255.255/32"]
+    assert not any(
+        r["Properties"]["GroupId"] == {"Fn::GetAtt": [group, "GroupId"]}
+        for r in of_type(environment, "AWS::EC2::SecurityGroupIngress").values()
+    )
 
 
 def test_isolated_subnets_have_no_route_out(environment):
@@ -75,7 +130,10 @@ def test_isolated_subnets_have_no_route_out(environment):
 
 
 def test_s3_gateway_endpoint_serves_private_and_isolated_subnets(environment):
-    _, endpoint = one_of_type(environment, "AWS::EC2::VPCEndpoint")
+    [endpoint] = [
+        e for e in of_type(environment, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"]["VpcEndpointType"] == "Gateway"
+    ]  # fmt: skip
     props = endpoint["Properties"]
     assert props["VpcEndpointType"] == "Gateway"
     assert Evaluator(environment).eval(props["ServiceName"]) == "com.amazonaws.eu-west-1.s3"

@@ -214,7 +214,11 @@ def test_load_balancer_is_reachable_only_from_the_vpc_link_and_the_team_user_fun
     assert sorted(str(r["SourceSecurityGroupId"]) for r in rules) == sorted(
         [str(link_group), str(function_group)]
     )
-    assert all("CidrIp" not in r and r["FromPort"] == r["ToPort"] == 80 for r in rules)
+    evaluator = Evaluator(environment)  # no certificate: HTTP on 80
+    assert all(
+        "CidrIp" not in r and evaluator.eval(r["FromPort"]) == evaluator.eval(r["ToPort"]) == 80
+        for r in rules
+    )
     groups = of_type(environment, "AWS::EC2::SecurityGroup")
     assert "SecurityGroupIngress" not in groups[alb_group_id]["Properties"]
     for group in groups.values():
@@ -287,3 +291,143 @@ def test_the_team_user_function_may_only_read_stacks_to_confirm_events(environme
     for write in ("cloudformation:*", "cloudformation:Update", "cloudformation:Delete",
                   "cloudformation:Create", "cloudformation:SignalResource"):  # fmt: skip
         assert write not in everything
+
+
+def _tracking_group(environment: dict) -> str:
+    return next(
+        n for n in of_type(environment, "AWS::EC2::SecurityGroup") if n.startswith("Tracking")
+    )
+
+
+def test_tracking_tasks_reach_only_https_endpoints_and_the_database(environment):
+    """443 anywhere (AWS endpoints: ECR, Logs, Secrets Manager, S3) and 5432 to the database's
+    group; nothing else. DNS to the VPC's resolver is not filtered by security groups (Amazon
+    VPC User Guide, "Security group rules")."""
+    tracking = _tracking_group(environment)
+    inline = of_type(environment, "AWS::EC2::SecurityGroup")[tracking]["Properties"]
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"], r["CidrIp"])
+            for r in inline["SecurityGroupEgress"]] == [("tcp", 443, 443, "0.0.0.0/0")]  # fmt: skip
+    [database_rule] = _security_group_rules(environment, "Egress", tracking)
+    database_group = next(
+        n for n in of_type(environment, "AWS::EC2::SecurityGroup") if n.startswith("Database")
+    )
+    assert database_rule["DestinationSecurityGroupId"] == {
+        "Fn::GetAtt": [database_group, "GroupId"]
+    }
+    assert (database_rule["IpProtocol"], database_rule["FromPort"], database_rule["ToPort"]) == (
+        "tcp",
+        5432,
+        5432,
+    )
+    # The database admits the tracking group on the same port (the other half of the pair).
+    [admitted] = _security_group_rules(environment, "Ingress", database_group)
+    assert admitted["SourceSecurityGroupId"] == {"Fn::GetAtt": [tracking, "GroupId"]}
+    assert admitted["FromPort"] == 5432
+
+
+def test_every_security_group_limits_its_egress(environment):
+    for name, group in of_type(environment, "AWS::EC2::SecurityGroup").items():
+        for rule in group["Properties"].get("SecurityGroupEgress", []):
+            assert rule["IpProtocol"] != "-1", name
+
+
+def test_container_root_is_read_only_with_a_writable_scratch_volume(environment):
+    from environment_template.tracking_service import SCRATCH_PATH
+
+    container = _container(environment)
+    assert container["ReadonlyRootFilesystem"] is True
+    # The Dockerfile's user, in the task definition too (uid:gid).
+    assert container["User"] == "10001:10001"
+    [mount] = container["MountPoints"]
+    assert mount == {"ContainerPath": SCRATCH_PATH, "ReadOnly": False, "SourceVolume": "scratch"}
+    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
+    # A bind mount with no host: Fargate task storage (Amazon ECS Developer Guide, "Use bind
+    # mounts with Amazon ECS"), gone with the task.
+    assert task["Properties"]["Volumes"] == [{"Name": "scratch"}]
+    plain = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert plain["TMPDIR"] == plain["HOME"] == SCRATCH_PATH
+
+
+def test_the_image_exposes_its_scratch_directory_to_the_task_volume():
+    """Fargate copies a directory the image declares as a VOLUME, with its permissions, into
+    the bind mount at the same path; otherwise the mount is root's, mode 0755, and the non-root
+    server could not write to it (Amazon ECS Developer Guide, "Use bind mounts with Amazon ECS")."""
+    from environment_template.tracking_service import SCRATCH_PATH
+    from mlflow_platform.paths import IMAGE_SOURCE
+
+    dockerfile = (IMAGE_SOURCE / "Dockerfile").read_text()
+    assert f'VOLUME ["{SCRATCH_PATH}"]' in dockerfile
+
+
+CERTIFICATE = {
+    "CertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/"
+    "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+    "TlsServerName": "mlflow.internal.example.com",
+}
+
+
+def _listener(environment: dict) -> dict:
+    _, listener = one_of_type(environment, "AWS::ElasticLoadBalancingV2::Listener")
+    return listener["Properties"]
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_listener_is_https_only_with_a_certificate(environment, tls):
+    evaluator = Evaluator(environment, parameters=CERTIFICATE if tls else {})
+    props = evaluator.eval(_listener(environment))
+    if tls:
+        assert (props["Port"], props["Protocol"]) == (443, "HTTPS")
+        assert props["Certificates"] == [{"CertificateArn": CERTIFICATE["CertificateArn"]}]
+        # TLS 1.3 and 1.2 only (Elastic Load Balancing, "Security policies for your ALB").
+        assert props["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    else:
+        assert (props["Port"], props["Protocol"]) == (80, "HTTP")
+        assert props["Certificates"] == props["SslPolicy"] == {"Ref": "AWS::NoValue"}
+    # One listener either way: its ARN, in the contract, does not change.
+    assert len(of_type(environment, "AWS::ElasticLoadBalancingV2::Listener")) == 1
+    # The load balancer's group admits, and its callers' groups send to, that port only.
+    port = props["Port"]
+    [alb_group] = _load_balancer(environment)["SecurityGroups"]
+    rules = _security_group_rules(environment, "Ingress", alb_group["Fn::GetAtt"][0])
+    assert len(rules) == 2
+    for rule in rules:
+        assert evaluator.eval(rule["FromPort"]) == evaluator.eval(rule["ToPort"]) == port
+    to_alb = [
+        r["Properties"]
+        for r in of_type(environment, "AWS::EC2::SecurityGroupEgress").values()
+        if r["Properties"]["DestinationSecurityGroupId"] == alb_group
+    ]
+    assert len(to_alb) == 2
+    assert {evaluator.eval(r["FromPort"]) for r in to_alb} == {port}
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_certificates_name_resolves_to_the_load_balancer_inside_the_vpc(environment, tls):
+    evaluator = Evaluator(environment, parameters=CERTIFICATE if tls else {})
+    zones = {
+        n: r for n, r in environment["Resources"].items() if r["Type"].startswith("AWS::Route53::")
+    }
+    assert {r["Type"] for r in zones.values()} == {
+        "AWS::Route53::HostedZone",
+        "AWS::Route53::RecordSet",
+    }
+    for resource in zones.values():
+        assert evaluator.condition(resource["Condition"]) is tls
+    [zone] = [r for r in zones.values() if r["Type"] == "AWS::Route53::HostedZone"]
+    [record] = [r for r in zones.values() if r["Type"] == "AWS::Route53::RecordSet"]
+    vpc = next(iter(of_type(environment, "AWS::EC2::VPC")))
+    assert zone["Properties"]["VPCs"][0]["VPCId"] == {"Ref": vpc}  # private to the MLflow VPC
+    if tls:
+        assert evaluator.eval(zone["Properties"]["Name"]) == CERTIFICATE["TlsServerName"]
+        assert evaluator.eval(record["Properties"]["Name"]) == CERTIFICATE["TlsServerName"]
+    alb = next(iter(of_type(environment, "AWS::ElasticLoadBalancingV2::LoadBalancer")))
+    assert record["Properties"]["AliasTarget"]["DNSName"] == {"Fn::GetAtt": [alb, "DNSName"]}
+
+
+@pytest.mark.parametrize(
+    ("tls", "published"), [(False, "none"), (True, "mlflow.internal.example.com")]
+)
+def test_the_environment_publishes_the_name_team_apis_verify(environment, tls, published):
+    evaluator = Evaluator(environment, parameters=CERTIFICATE if tls else {})
+    value = environment["Outputs"][contract.TLS_SERVER_NAME.name]["Value"]
+    assert evaluator.eval(value) == published

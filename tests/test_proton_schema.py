@@ -35,7 +35,7 @@ def test_environment_schema_keeps_every_constraint(environment):
         "title": "NAT gateways",
         "description": environment["Parameters"]["NatGateways"]["Description"],
         "default": 1,
-        "enum": [1, 2],
+        "enum": [0, 1, 2],
     }
     assert props["vpc_cidr"]["pattern"] == environment["Parameters"]["VpcCidr"]["AllowedPattern"]
     assert props["database_min_capacity"]["enum"][:2] == [0, 0.5]

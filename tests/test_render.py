@@ -111,6 +111,7 @@ def test_service_reads_the_contract_from_environment_outputs(rendered):
         contract.TEAM_USERS.name,
         contract.TRACKING_HOST.name,
         contract.ENVIRONMENT_NAME.name,
+        contract.TLS_SERVER_NAME.name,
     }
     document = yaml.safe_load(text)
     assert document["Parameters"]["EnvironmentName"]["Default"] == (

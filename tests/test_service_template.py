@@ -218,3 +218,70 @@ def test_the_team_user_function_sees_every_resource_of_a_team_stack(service):
     first 100 resources" (AWS CloudFormation API Reference, DescribeStackResources): the
     secret and role it looks for must be among them."""
     assert len(service["Resources"]) <= 100
+
+
+def test_team_role_touches_network_interfaces_only_in_the_team_vpc(service):
+    """ec2:Vpc is defined on every resource these actions authorize (network-interface; for
+    CreateNetworkInterface also subnet and security-group): Service Authorization Reference,
+    "Actions, resources, and condition keys for Amazon EC2"."""
+    statements = policy_statements(service)
+    [scoped] = [s for s in statements if s.get("Sid") == "SageMakerNetworkInterfacesInTheTeamVpc"]
+    assert sorted(as_list(scoped["Action"])) == [
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DeleteNetworkInterfacePermission",
+    ]
+    vpc = next(iter(of_type(service, "AWS::EC2::VPC")))
+    condition = Evaluator(service).eval(scoped["Condition"])
+    assert condition == {
+        "ArnEquals": {"ec2:Vpc": f"arn:aws:ec2:eu-west-1:123456789012:vpc/{{'Ref': '{vpc}'}}"}
+    }
+    # Every other EC2 action left on "*" is a Describe (no resource-level permissions).
+    for statement in statements:
+        if statement.get("Resource") == "*" and "Condition" not in statement:
+            for action in as_list(statement["Action"]):
+                assert action.startswith("ec2:Describe"), statement
+
+
+def test_the_sagemaker_vpc_keeps_a_nat_gateway(service):
+    """Notebooks reach the team API, an HTTP API, by its public regional endpoint; HTTP APIs
+    have no private endpoint, and an execute-api interface endpoint with private DNS would cut
+    the VPC off from public APIs (API Gateway Developer Guide, "Private REST APIs")."""
+    assert service["Parameters"]["NatGateways"]["AllowedValues"] == ["1", "2"]
+    assert all(
+        e["Properties"]["VpcEndpointType"] == "Gateway"
+        for e in of_type(service, "AWS::EC2::VPCEndpoint").values()
+    )
+
+
+@pytest.mark.parametrize(("name", "verified"), [("none", False), ("mlflow.example.com", True)])
+def test_the_team_api_verifies_the_load_balancers_certificate_when_it_has_one(
+    service, name, verified
+):
+    """TlsConfig makes a private integration speak HTTPS and check the certificate's name
+    (AWS::ApiGatewayV2::Integration, TlsConfig.ServerNameToVerify)."""
+    _, integration = one_of_type(service, "AWS::ApiGatewayV2::Integration")
+    evaluator = Evaluator(service, parameters={"TlsServerName": name})
+    config = evaluator.eval(integration["Properties"]["TlsConfig"])
+    if verified:
+        assert config == {"ServerNameToVerify": name}
+    else:
+        assert config == {"Ref": "AWS::NoValue"}
+    spec = service["Parameters"]["TlsServerName"]
+    assert spec["Default"] == "none"
+    assert re.fullmatch(spec["AllowedPattern"], name)
+    assert not re.fullmatch(spec["AllowedPattern"], "")
+
+
+def test_proton_binds_the_tls_name_to_the_environments_output(rendered):
+    from mlflow_platform.building import render
+
+    files = rendered["mlflow-sagemaker-api"].bundle.files
+    import yaml
+
+    document = yaml.safe_load(files[f"instance_infrastructure/{render.TEMPLATE_FILE}"])
+    assert document["Parameters"]["TlsServerName"]["Default"] == (
+        f"{{{{ environment.outputs.{contract.TLS_SERVER_NAME.name} }}}}"
+    )
+    assert "tls_server_name" not in files["schema/schema.yaml"]

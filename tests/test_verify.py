@@ -51,8 +51,14 @@ def test_example_specs_render_with_every_input_bound(rendered):
     ("spec", "expected"),
     [
         ("nat_gateways: '2'", "input nat_gateways = '2' must be a number"),
-        ("nat_gateways: 3", "input nat_gateways = 3 must be one of [1, 2]"),
+        ("nat_gateways: 3", "input nat_gateways = 3 must be one of [0, 1, 2]"),
         ("vpc_cidr: 10.0.0.0/8", "input vpc_cidr = '10.0.0.0/8' must match the pattern"),
+        (
+            "certificate_arn: arn:aws:acm:eu-west-1:123456789012:certificate/nope",
+            "input certificate_arn = 'arn:aws:acm:eu-west-1:123456789012:certificate/nope' must "
+            "match the pattern",
+        ),
+        ("tls_server_name: MLflow", "input tls_server_name = 'MLflow' must match the pattern"),
         (
             "database_backup_retention_days: 40",
             "input database_backup_retention_days = 40 must be at most 35",

@@ -41,12 +41,12 @@ def test_same_schema_is_no_change(environment):
             "input extra was added as required",
         ),
         (
-            lambda t: t["Parameters"]["NatGateways"].update(AllowedValues=["1"]),
+            lambda t: t["Parameters"]["NatGateways"].update(AllowedValues=["0", "1"]),
             "major",
             "no longer accepts [2]",
         ),
         (
-            lambda t: t["Parameters"]["NatGateways"].update(AllowedValues=["1", "2", "3"]),
+            lambda t: t["Parameters"]["NatGateways"].update(AllowedValues=["0", "1", "2", "3"]),
             "minor",
             "input nat_gateways changed compatibly",
         ),

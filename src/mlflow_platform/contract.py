@@ -82,6 +82,16 @@ ENVIRONMENT_NAME = ContractValue(
     example="mlflow",
 )
 
+TLS_SERVER_NAME = ContractValue(
+    name="TrackingTlsServerName",
+    ssm_key="tls-server-name",
+    description="Name on the load balancer's certificate, which team APIs verify over HTTPS; "
+    "none when the load balancer has no certificate and listens on HTTP",
+    example="none",
+)
+# The TlsServerName of a plain-HTTP listener (an SSM parameter cannot be empty).
+TLS_OFF = "none"
+
 ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
     VPC_LINK_ID,
     LISTENER_ARN,
@@ -90,6 +100,7 @@ ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
     TEAM_USERS,
     TRACKING_HOST,
     ENVIRONMENT_NAME,
+    TLS_SERVER_NAME,
 )
 BY_NAME: Mapping[str, ContractValue] = {value.name: value for value in ENVIRONMENT_OUTPUTS}
 BY_SSM_KEY: Mapping[str, ContractValue] = {value.ssm_key: value for value in ENVIRONMENT_OUTPUTS}

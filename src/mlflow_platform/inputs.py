@@ -19,6 +19,9 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 VPC_PREFIXES = range(16, 23)
 CIDR_PATTERN = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(1[6-9]|2[0-2])$"
 ENVIRONMENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
+# A DNS name of two labels or more, lowercase: what a certificate names and a client verifies.
+HOST_NAME = r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
+HOST_NAME_MAX = 253
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
@@ -242,12 +245,16 @@ def log_retention_input(stack: cdk.Stack, *, what: str) -> cdk.CfnParameter:
     )
 
 
-def nat_gateways_input(stack: cdk.Stack, *, traffic: str) -> cdk.CfnParameter:
+def nat_gateways_input(
+    stack: cdk.Stack, *, traffic: str, without_nat: str | None = None
+) -> cdk.CfnParameter:
+    """1 or 2; with `without_nat` (what serves the traffic instead), 0 is allowed too."""
+    zero = f"0 gives the VPC no internet egress at all ({without_nat}), " if without_nat else ""
     return number_input(
         stack,
         "NatGateways",
         default=1,
-        description=f"NAT gateways for {traffic}: 1 is cheaper, 2 survives the loss of an "
-        "Availability Zone",
-        allowed_values=(1, 2),
+        description=f"NAT gateways for {traffic}: {zero}1 is cheaper, 2 survives the loss of "
+        "an Availability Zone",
+        allowed_values=(0, 1, 2) if without_nat else (1, 2),
     )

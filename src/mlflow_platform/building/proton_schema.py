@@ -16,7 +16,10 @@ from mlflow_platform.templates import Kind
 # Parameter -> the Proton value it is bound to instead of an input, by template kind.
 PROVIDED: Mapping[Kind, Mapping[str, str]] = {
     "environment": {"EnvironmentName": "environment.name"},
-    "service": {"EnvironmentName": f"environment.outputs.{contract.ENVIRONMENT_NAME.name}"},
+    "service": {
+        "EnvironmentName": f"environment.outputs.{contract.ENVIRONMENT_NAME.name}",
+        "TlsServerName": f"environment.outputs.{contract.TLS_SERVER_NAME.name}",
+    },
 }
 INPUT_TYPE = {"environment": "EnvironmentInput", "service": "ServiceInput"}
 _WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")

@@ -7,6 +7,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.region_info import Fact, FactName, RegionInfo
 from constructs import Construct
 
+from mlflow_platform.building import checkov_skips
 from mlflow_platform.building.nag import acknowledge
 
 FLOW_LOG_PREFIX = "vpc-flow-logs/"
@@ -51,6 +52,12 @@ class AccessLogs(Construct):
         acknowledge(
             self.bucket,
             "AwsSolutions-S1",
+            "This is the access-log bucket itself; logging its own access would write a log "
+            "record for every log record",
+        )
+        checkov_skips.skip(
+            self.bucket,
+            "CKV_AWS_18",
             "This is the access-log bucket itself; logging its own access would write a log "
             "record for every log record",
         )

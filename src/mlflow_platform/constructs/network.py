@@ -2,6 +2,10 @@
 
 Written with L1 resources because the VPC range is an input: CDK's Vpc construct needs a concrete
 range to subdivide, while `Fn::Cidr` subdivides the range CloudFormation receives at deploy time.
+
+A VPC given interface endpoints accepts NatGateways=0: then it has no NAT gateway and no route
+out of its private subnets, and the endpoints (private DNS on, HTTPS from the VPC only) serve
+the AWS APIs its workloads call; S3 is served by the gateway endpoint either way.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
+from mlflow_platform.building.nag import acknowledge
 from mlflow_platform.constructs.access_logs import AccessLogs
 from mlflow_platform.inputs import VPC_PREFIXES
 
@@ -26,6 +31,9 @@ class NetworkProps:
     vpc_cidr: cdk.CfnParameter
     nat_gateways: cdk.CfnParameter
     access_logs: AccessLogs
+    interface_endpoints: tuple[str, ...] = ()
+    """Services (`ecr.api`, `logs`...) given interface endpoints when NatGateways is 0; empty:
+    the input does not offer 0."""
 
 
 class Network(Construct):
@@ -56,6 +64,16 @@ class Network(Construct):
             "TwoNatGateways",
             expression=cdk.Fn.condition_equals(props.nat_gateways.value_as_string, "2"),
         )
+        no_nat = has_nat = None
+        if props.interface_endpoints:
+            no_nat = cdk.CfnCondition(
+                self,
+                "NoNatGateway",
+                expression=cdk.Fn.condition_equals(props.nat_gateways.value_as_string, "0"),
+            )
+            # A CfnCondition is a condition expression; jsii's Python typing lacks type_hint.
+            not_no_nat = cdk.Fn.condition_not(no_nat)  # type: ignore[arg-type]
+            has_nat = cdk.CfnCondition(self, "HasNatGateway", expression=not_no_nat)
 
         vpc = ec2.CfnVPC(
             self, "Vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True
@@ -94,6 +112,9 @@ class Network(Construct):
             if i > 0:
                 eip.cfn_options.condition = two_nats
                 nat.cfn_options.condition = two_nats
+            elif has_nat is not None:
+                eip.cfn_options.condition = has_nat
+                nat.cfn_options.condition = has_nat
             nats.append(nat)
 
         for i, az in enumerate(azs):
@@ -104,13 +125,15 @@ class Network(Construct):
                 if i == 0
                 else cdk.Fn.condition_if(two_nats.logical_id, nats[i].ref, nats[0].ref).to_string()
             )
-            ec2.CfnRoute(
+            route = ec2.CfnRoute(
                 self,
                 f"Private{i + 1}DefaultRoute",
                 route_table_id=table.ref,
                 destination_cidr_block="0.0.0.0/0",
                 nat_gateway_id=nat_id,
             )
+            if has_nat is not None:
+                route.cfn_options.condition = has_nat
             self._associate(f"Private{i + 1}", subnet, table)
             private.append(subnet)
             private_tables.append(table)
@@ -155,6 +178,64 @@ class Network(Construct):
             isolated_subnet_ids=[s.ref for s in isolated],
             isolated_subnet_route_table_ids=[t.ref for t in isolated_tables],
         )
+        if no_nat is not None:
+            self._interface_endpoints(props.interface_endpoints, vpc, cidr, private, no_nat)
+
+    def _interface_endpoints(
+        self,
+        services: tuple[str, ...],
+        vpc: ec2.CfnVPC,
+        cidr: str,
+        subnets: list[ec2.CfnSubnet],
+        condition: cdk.CfnCondition,
+    ) -> None:
+        """One endpoint a service in each private subnet, with private DNS, so that clients
+        reach it by the service's usual name (Amazon VPC User Guide, "Access an AWS service
+        using an interface VPC endpoint")."""
+        group = ec2.CfnSecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc_id=vpc.ref,
+            group_description="Interface VPC endpoints: HTTPS from inside the VPC only",
+            security_group_ingress=[
+                ec2.CfnSecurityGroup.IngressProperty(
+                    ip_protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_ip=cidr,
+                    description="HTTPS from the VPC",
+                )
+            ],
+            # An endpoint only answers; the rule CDK writes for "no egress".
+            security_group_egress=[
+                ec2.CfnSecurityGroup.EgressProperty(
+                    ip_protocol="icmp",
+                    from_port=252,
+                    to_port=86,
+                    cidr_ip="255.255.255.255/32",
+                    description="Disallow all traffic",
+                )
+            ],
+        )
+        group.cfn_options.condition = condition
+        acknowledge(
+            group,
+            "AwsSolutions-EC23",
+            "The only ingress source is the VPC's own range, an input that cdk-nag cannot read "
+            "at synth time; it is never 0.0.0.0/0 (VpcCidr allows /16 to /22 only)",
+        )
+        for service in services:
+            endpoint = ec2.CfnVPCEndpoint(
+                self,
+                "Endpoint" + "".join(part.capitalize() for part in service.split(".")),
+                vpc_id=vpc.ref,
+                service_name=f"com.amazonaws.{cdk.Aws.REGION}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[s.ref for s in subnets],
+                security_group_ids=[group.attr_group_id],
+            )
+            endpoint.cfn_options.condition = condition
 
     def _subnet(self, name: str, vpc: ec2.CfnVPC, az: str, block: int) -> ec2.CfnSubnet:
         subnet = ec2.CfnSubnet(
