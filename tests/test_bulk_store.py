@@ -165,7 +165,8 @@ def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path,
     )
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_REGISTRY_STORE_URI"] == (
-        "postgresql+psycopg2://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
+        "postgresql+psycopg2://mlflow_server:p%40ss%2Fword-long@db.internal:5432/mlflow"
+        f"?sslmode=verify-full&sslrootcert={settings.database.ssl_root_cert}"
     )
 
 

@@ -268,3 +268,20 @@ def test_another_local_user_is_refused_by_postgresql(platform, other_user):
     over_tcp = psql("-h", "127.0.0.1")
     assert over_tcp.returncode != 0
     assert "no password supplied" in over_tcp.stderr, over_tcp.stderr
+
+
+def test_a_server_that_cannot_verify_the_database_stops_at_once_saying_why(platform):
+    """A CA that did not sign the database's certificate (here AWS's, against the local one)."""
+    import sys
+
+    local, _ = platform
+    rds_bundle = os.path.join(os.path.dirname(names.__file__), "certs", "rds-global-bundle.pem")
+    env = local.server_environment(local._state(), local._credentials())
+    env[names.DB_SSL_ROOT_CERT] = rds_bundle
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "tracking_server.entrypoint"], env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode != 0
+    assert f"TLS verification against {rds_bundle} failed" in result.stderr, result.stderr
+    assert "certificate verify failed" in result.stderr
+    assert time.monotonic() - started < 60

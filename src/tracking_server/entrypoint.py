@@ -39,7 +39,9 @@ def log(message: str) -> None:
 
 
 def wait_for_database(settings: Settings, timeout: float = DATABASE_WAIT_SECONDS) -> None:
-    """Until the database answers; a login refused for its password is an answer too."""
+    """Until the database answers, probed as the server's role: a login refused for its
+    password (the role does not exist before the first start) is an answer too. A certificate
+    that fails verification will not pass later: that stops at once."""
     if settings.database.sqlite_path:
         return
     import psycopg2
@@ -49,11 +51,17 @@ def wait_for_database(settings: Settings, timeout: float = DATABASE_WAIT_SECONDS
     attempt = 0
     while True:
         try:
-            database_role.connect(database, master=True).close()
+            database_role.connect(database, master=False).close()
             return
         except psycopg2.OperationalError as error:
             if database_role.is_refused_login(error):
                 return
+            if "certificate" in str(error):
+                raise SystemExit(
+                    f"tracking-server: database {database.host}:{database.port}: TLS "
+                    f"verification against {database.ssl_root_cert} failed: "
+                    f"{str(error).strip().splitlines()[-1]}"
+                ) from None
             attempt += 1
             if time.monotonic() > deadline:
                 raise SystemExit(
