@@ -285,3 +285,28 @@ def test_a_server_that_cannot_verify_the_database_stops_at_once_saying_why(platf
     assert f"TLS verification against {rds_bundle} failed" in result.stderr, result.stderr
     assert "certificate verify failed" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_a_data_directory_with_trust_authentication_is_refused_with_the_way_out():
+    """An older `invoke local` initialised PostgreSQL with trust on its socket."""
+    import tempfile
+    from pathlib import Path
+
+    from mlflow_platform.local import LocalPlatform, LocalPlatformError
+
+    state = Path(tempfile.mkdtemp(prefix="mlflow-local-"))  # searchable by the postgres user
+    try:
+        state.chmod(0o755)
+        data = state / "postgres" / "data"
+        data.mkdir(parents=True)
+        (data / "PG_VERSION").write_text("15\n")
+        (data / "pg_hba.conf").write_text("local all all trust\nhost all all 0.0.0.0/0 trust\n")
+        local = LocalPlatform(state, progress=lambda _: None)
+        with pytest.raises(LocalPlatformError) as refused:
+            local.up()
+        message = str(refused.value)
+        assert f"{data / 'pg_hba.conf'} is not the platform's" in message
+        assert "trust authentication" in message and "remove that directory" in message
+        assert local.status() == {}  # nothing was started
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
