@@ -310,3 +310,23 @@ def test_a_data_directory_with_trust_authentication_is_refused_with_the_way_out(
         assert local.status() == {}  # nothing was started
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_a_role_of_that_name_with_more_power_is_refused_not_used(platform):
+    """The master user cannot take SUPERUSER, REPLICATION or BYPASSRLS away (PostgreSQL keeps
+    that to superusers): a role that has one stops the set-up, saying which."""
+    local, _ = platform
+    role = f"platform_test_{uuid.uuid4().hex[:8]}"
+    with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+        cursor.execute(f'CREATE ROLE "{role}" LOGIN BYPASSRLS')
+    try:
+        database = names.Database(**{**local.database().__dict__, "username": role})
+        with pytest.raises(database_role.RoleSetupError) as refused:
+            database_role.keep_in_step(database, "mlflow_auth")
+        assert str(refused.value) == (
+            f"database role {role} has rolbypassrls: the server's role must have none of these;"
+            " remove them (as a superuser) or drop the role"
+        )
+    finally:
+        with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+            cursor.execute(f'DROP ROLE "{role}"')
