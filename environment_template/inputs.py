@@ -43,6 +43,11 @@ FARGATE_MEMORY = {
 }
 MIN_ACU = (0, 0.5, 1, 2, 4, 8, 16, 32, 64)
 MAX_ACU = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# AWS::RDS::DBInstance (CloudFormation resource reference): MonitoringInterval's valid values,
+# and PerformanceInsightsRetentionPeriod's (7, a number of months from 1 to 23 times 31, or 731).
+# 0 turns either off.
+MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
+PERFORMANCE_INSIGHTS_RETENTION = (0, 7, *(31 * month for month in range(1, 24)), 731)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +68,8 @@ class EnvironmentInputs:
     database_backup_retention_days: cdk.CfnParameter
     certificate_arn: cdk.CfnParameter
     tls_server_name: cdk.CfnParameter
+    database_monitoring_interval: cdk.CfnParameter
+    database_performance_insights_retention: cdk.CfnParameter
 
 
 def declare(stack: cdk.Stack) -> EnvironmentInputs:
@@ -189,6 +196,22 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
             "such as mlflow.internal.example.com",
             max_length=HOST_NAME_MAX,
         ),
+        database_monitoring_interval=number_input(
+            stack,
+            "DatabaseMonitoringInterval",
+            default=60,
+            description="Seconds between RDS Enhanced Monitoring samples of the database's "
+            "operating system (CloudWatch Logs); 0 turns it off",
+            allowed_values=MONITORING_INTERVALS,
+        ),
+        database_performance_insights_retention=number_input(
+            stack,
+            "DatabasePerformanceInsightsRetention",
+            default=7,
+            description="Days of Performance Insights history, encrypted with the stack's own "
+            "KMS key: 7 (free tier), a number of months times 31, or 731; 0 turns it off",
+            allowed_values=PERFORMANCE_INSIGHTS_RETENTION,
+        ),
     )
     _require_together(stack, inputs.certificate_arn, inputs.tls_server_name)
     require_pairs(
@@ -246,6 +269,11 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
                     (inputs.database_min_capacity, "Minimum capacity (ACU)"),
                     (inputs.database_max_capacity, "Maximum capacity (ACU)"),
                     (inputs.database_backup_retention_days, "Backup retention (days)"),
+                    (inputs.database_monitoring_interval, "Enhanced Monitoring interval (s)"),
+                    (
+                        inputs.database_performance_insights_retention,
+                        "Performance Insights retention (days)",
+                    ),
                 ],
             ),
         ],

@@ -62,6 +62,8 @@ class EnvironmentStack(cdk.Stack):
                 min_capacity=inputs.database_min_capacity,
                 max_capacity=inputs.database_max_capacity,
                 backup_retention_days=inputs.database_backup_retention_days,
+                monitoring_interval=inputs.database_monitoring_interval,
+                performance_insights_retention=inputs.database_performance_insights_retention,
             ),
         )
         auth = AuthSecrets(self, "Auth")
@@ -80,7 +82,8 @@ class EnvironmentStack(cdk.Stack):
                 database_host=database.endpoint,
                 database_port=database.port,
                 database_name=DATABASE_NAME,
-                database_secret=database.master_secret,
+                database_secret=database.server_secret,
+                database_master_secret=database.master_secret,
                 admin_secret=auth.admin,
                 server_key_secret=auth.server_key,
                 artifacts_destination=artifacts.destination,

@@ -42,7 +42,8 @@ class TrackingServiceProps:
     database_host: str
     database_port: int
     database_name: str
-    database_secret: secretsmanager.ISecret
+    database_secret: secretsmanager.ISecret  # the server's own role
+    database_master_secret: secretsmanager.ISecret  # only to set that role up
     admin_secret: secretsmanager.ISecret
     server_key_secret: secretsmanager.ISecret
     artifacts_destination: str
@@ -104,6 +105,12 @@ class TrackingService(Construct):
                 ),
                 settings.DB_PASSWORD: ecs.Secret.from_secrets_manager(
                     props.database_secret, "password"
+                ),
+                settings.DB_MASTER_USERNAME: ecs.Secret.from_secrets_manager(
+                    props.database_master_secret, "username"
+                ),
+                settings.DB_MASTER_PASSWORD: ecs.Secret.from_secrets_manager(
+                    props.database_master_secret, "password"
                 ),
                 settings.ADMIN_USERNAME: ecs.Secret.from_secrets_manager(
                     props.admin_secret, "username"

@@ -141,8 +141,13 @@ def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path,
             names.DB_HOST: "db.internal",
             names.DB_PORT: "5432",
             names.DB_NAME: "mlflow",
-            names.DB_USERNAME: "mlflow",
-            names.DB_PASSWORD: "p@ss/word",
+            names.DB_USERNAME: "mlflow_server",
+            names.DB_PASSWORD: "p@ss/word-long",
+            names.DB_MASTER_USERNAME: "mlflow",
+            names.DB_MASTER_PASSWORD: "master-password",
+            names.DB_SSL_ROOT_CERT: str(
+                Path(names.__file__).parent / "certs" / "rds-global-bundle.pem"
+            ),
             names.ARTIFACTS_DESTINATION: "s3://bucket/artifacts",
             names.ALLOWED_HOSTS: "mlflow.internal",
             names.ADMIN_USERNAME: "admin",
@@ -155,11 +160,13 @@ def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path,
     config = Path(env["MLFLOW_AUTH_CONFIG_PATH"]).read_text()
     assert "authorization_function = tracking_server.identity:authenticate_request" in config
     assert env["MLFLOW_BACKEND_STORE_URI"] == (
-        "pgbulk://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
+        "pgbulk://mlflow_server:p%40ss%2Fword-long@db.internal:5432/mlflow?sslmode=verify-full"
+        f"&sslrootcert={settings.database.ssl_root_cert}"
     )
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_REGISTRY_STORE_URI"] == (
-        "postgresql+psycopg2://mlflow:p%40ss%2Fword@db.internal:5432/mlflow"
+        "postgresql+psycopg2://mlflow_server:p%40ss%2Fword-long@db.internal:5432/mlflow"
+        f"?sslmode=verify-full&sslrootcert={settings.database.ssl_root_cert}"
     )
 
 

@@ -20,12 +20,6 @@ from mlflow_platform.paths import ROOT
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 REQUIRE = "MLFLOW_PLATFORM_REQUIRE_CHECKOV"
-# TEMPORARY, removed when the database branch is merged: findings on the database cluster and
-# its writer (environment_template/database.py), which that branch addresses.
-DATABASE_BRANCH_FINDINGS = {
-    ("CKV_AWS_162", "AWS::RDS::DBCluster"),  # IAM database authentication
-    ("CKV_AWS_118", "AWS::RDS::DBInstance"),  # enhanced monitoring
-}
 
 
 def _checkov() -> Path:
@@ -102,7 +96,6 @@ def test_checkov_finds_nothing_the_platform_has_not_accepted(scan):
     failed = [
         f"{Path(c['file_path']).name}: {c['check_id']} on {c['resource']}: {c['check_name']}"
         for c in report["results"]["failed_checks"]
-        if (c["check_id"], _resource_type(c)) not in DATABASE_BRANCH_FINDINGS
     ]
     assert failed == [], "\n".join(failed)
 

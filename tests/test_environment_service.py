@@ -139,10 +139,16 @@ def test_no_broad_s3_permission_anywhere(environment):
         for action in as_list(statement["Action"]):
             assert action not in ("*", "s3:*"), statement
             assert not action.startswith("s3:") or "*" not in action, statement
-    lambda_policies = {"AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"}
+    # AWS managed policies without S3 actions: the function's, and RDS Enhanced Monitoring's
+    # (CloudWatch Logs, its RDSOSMetrics log group only).
+    managed = {
+        "AWSLambdaBasicExecutionRole",
+        "AWSLambdaVPCAccessExecutionRole",
+        "AmazonRDSEnhancedMonitoringRole",
+    }
     for role in of_type(environment, "AWS::IAM::Role").values():
         for arn in role["Properties"].get("ManagedPolicyArns", []):
-            assert Evaluator(environment).eval(arn).rsplit("/", 1)[1] in lambda_policies
+            assert Evaluator(environment).eval(arn).rsplit("/", 1)[1] in managed
 
 
 def test_task_role_touches_only_the_artifact_prefix(environment):

@@ -24,11 +24,7 @@ from tracking_server import store_plugin, store_uri
 
 
 def _superuser(local) -> psycopg2.extensions.connection:
-    port = local._state()["postgres"]["port"]
-    connection = psycopg2.connect(host=str(local.dir / "postgres"), port=port, user="postgres",
-                                  dbname="mlflow")  # fmt: skip
-    connection.autocommit = True
-    return connection
+    return local.superuser("mlflow")
 
 
 @pytest.fixture(scope="module")

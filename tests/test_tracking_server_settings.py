@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -13,13 +14,17 @@ from tracking_server import settings as names
 from tracking_server.entrypoint import server_command
 from tracking_server.settings import SettingsError, from_environ
 
+RDS_BUNDLE = str(Path(names.__file__).parent / "certs" / "rds-global-bundle.pem")
 GOOD = {
     names.AUTH_MODE: "iam",
     names.DB_HOST: "db.internal",
     names.DB_PORT: "5432",
     names.DB_NAME: "mlflow",
-    names.DB_USERNAME: "mlflow",
+    names.DB_USERNAME: "mlflow_server",
     names.DB_PASSWORD: "p@ss:w/rd%?#&=",
+    names.DB_MASTER_USERNAME: "mlflow",
+    names.DB_MASTER_PASSWORD: "master-p@ss:w/rd",
+    names.DB_SSL_ROOT_CERT: RDS_BUNDLE,
     names.ARTIFACTS_DESTINATION: "s3://bucket-1/artifacts",
     names.ALLOWED_HOSTS: "*.execute-api.eu-west-1.amazonaws.com",
     # Both modes keep MLflow's users: iam mode needs the admin and session key too.
@@ -40,8 +45,35 @@ def test_database_uri_escapes_the_credentials():
     uri = from_environ(GOOD).database.uri()
     url = sqlalchemy.engine.make_url(uri)
     assert url.password == GOOD[names.DB_PASSWORD]
-    assert url.username == "mlflow" and url.host == "db.internal" and url.database == "mlflow"
-    assert from_environ(GOOD).database.uri("mlflow_auth").endswith("/mlflow_auth")
+    assert url.username == "mlflow_server" and url.host == "db.internal"
+    assert url.database == "mlflow"
+    assert from_environ(GOOD).database.uri("mlflow_auth").split("?")[0].endswith("/mlflow_auth")
+    master = sqlalchemy.engine.make_url(from_environ(GOOD).database.uri(master=True))
+    assert (master.username, master.password) == ("mlflow", GOOD[names.DB_MASTER_PASSWORD])
+
+
+def test_every_database_connection_verifies_the_servers_certificate():
+    """libpq's sslmode=verify-full: TLS, the certificate chains to the given CA and names the
+    host ("Protection Provided in Different Modes", PostgreSQL documentation, libpq SSL)."""
+    database = from_environ(GOOD).database
+    for uri in (database.uri(), database.uri("mlflow_auth"), database.uri(master=True)):
+        query = sqlalchemy.engine.make_url(uri).query
+        assert query == {"sslmode": "verify-full", "sslrootcert": RDS_BUNDLE}
+    for master in (False, True):
+        args = database.connect_args(master=master)
+        assert (args["sslmode"], args["sslrootcert"]) == ("verify-full", RDS_BUNDLE)
+
+
+def test_the_ca_bundle_defaults_to_the_images_and_must_be_readable():
+    without = {k: v for k, v in GOOD.items() if k != names.DB_SSL_ROOT_CERT}
+    if Path(names.RDS_CA_BUNDLE).exists():
+        pytest.skip(f"{names.RDS_CA_BUNDLE} exists on this machine")
+    with pytest.raises(SettingsError) as raised:
+        from_environ(without)
+    assert raised.value.problems == [
+        f"{names.DB_SSL_ROOT_CERT}={names.RDS_CA_BUNDLE!r}: not a readable file (the CA "
+        "certificates that the database's certificate must chain to)"
+    ]
 
 
 def test_defaults_for_the_optional_settings():
@@ -64,6 +96,10 @@ def test_defaults_for_the_optional_settings():
         ({names.ALLOWED_HOSTS: "good.example,bad host"}, "'bad host' is not a host name"),
         ({names.WORKERS: "0"}, f"{names.WORKERS}='0': must be a whole number from 1 to 64"),
         ({names.BIND_ADDRESS: "everywhere"}, "must be an IPv4 address"),
+        ({names.DB_USERNAME: "mlflow"}, "the server's role must not be the master user"),
+        ({names.DB_USERNAME: "Server-Role"}, f"{names.DB_USERNAME}='Server-Role': lower-case"),
+        ({names.DB_MASTER_USERNAME: ""}, f"{names.DB_MASTER_USERNAME} is missing"),
+        ({names.DB_PASSWORD: "short"}, f"{names.DB_PASSWORD}: at least 12 characters"),
     ],
 )
 def test_malformed_settings_are_refused_by_name_value_and_rule(change, message):
@@ -113,9 +149,13 @@ def test_no_secret_reaches_the_server_command_line(tmp_path, monkeypatch):
     for key, value in GOOD.items():
         monkeypatch.setenv(key, value)
     argv, env = server_command(from_environ(GOOD), tmp_path)
-    for secret in (names.DB_PASSWORD, names.ADMIN_PASSWORD, names.SECRET_KEY):
+    for secret in (names.DB_PASSWORD, names.DB_MASTER_PASSWORD, names.ADMIN_PASSWORD,
+                   names.SECRET_KEY):  # fmt: skip
         assert not any(GOOD[secret] in arg for arg in argv)
     assert "--allowed-hosts" in argv
-    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("pgbulk://mlflow:")
-    assert env["MLFLOW_REGISTRY_STORE_URI"].startswith("postgresql+psycopg2://mlflow:")
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("pgbulk://mlflow_server:")
+    assert env["MLFLOW_REGISTRY_STORE_URI"].startswith("postgresql+psycopg2://mlflow_server:")
     assert names.DB_PASSWORD not in env
+    # The master credential is for the entrypoint's role set-up only: the server never sees it.
+    assert names.DB_MASTER_USERNAME not in env and names.DB_MASTER_PASSWORD not in env
+    assert not any("master-p" in value for value in env.values())

@@ -5,6 +5,12 @@ as in the cloud. Beside it: a real PostgreSQL (Debian's `postgresql` package, it
 directory, loopback only) and an S3-compatible endpoint (moto's server) with the bucket created.
 `--embedded` swaps both for a SQLite file and a local artifact directory.
 
+PostgreSQL is set up as RDS sets up the cloud's: a master user that may create roles and
+databases but is no superuser, from which the server's entrypoint makes its own role; TLS on,
+with a server certificate from a CA made for this state directory (`local_tls.py`), which the
+server verifies (sslmode=verify-full); every login needs its password (SCRAM, for the socket
+too; plain TCP is refused); and its socket directory is private to the user that runs it.
+
 State lives in one directory (default `.local/` in the repository): data, logs, the ports and
 process ids, and the generated credentials (mode 600), kept across `down` and `up` so that the
 database's users stay valid. `up` starts whatever is not running; `down` stops exactly what
@@ -32,18 +38,19 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow_platform import local_tls
 from mlflow_platform.errors import PlatformError
 from tracking_server import settings as names
 
 BUCKET = "mlflow-artifacts"
 DATABASE = "mlflow"
-DB_USER = "mlflow"
+DB_USER = "mlflow"  # the master user, as RDS's MasterUsername
+SUPERUSER = "postgres"
 ADMIN = "admin"
 REGION = "us-east-1"
 COMPONENTS = ("postgres", "s3", "server")
@@ -56,11 +63,33 @@ class LocalPlatformError(PlatformError):
     pass
 
 
+# Every login needs its password; TCP only over TLS (as rds.force_ssl=1 in the cloud).
+PG_HBA = """\
+# Written by `invoke local`: passwords only (SCRAM), for the socket too; TCP only over TLS.
+local     all all                scram-sha-256
+hostssl   all all 127.0.0.1/32   scram-sha-256
+hostnossl all all 0.0.0.0/0      reject
+"""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Credentials:
     admin_password: str
-    db_password: str
+    db_password: str  # the master user's: the RDS-managed secret in the cloud
     secret_key: str
+    server_db_password: str  # the server's own role's: its own secret in the cloud
+    postgres_password: str  # the local superuser's, for the platform's own set-up and tests
+
+    @staticmethod
+    def generate(**known: str) -> Credentials:
+        fresh = {
+            "admin_password": secrets.token_urlsafe(18),
+            "db_password": secrets.token_urlsafe(18),
+            "secret_key": secrets.token_urlsafe(48),
+            "server_db_password": secrets.token_urlsafe(24),
+            "postgres_password": secrets.token_urlsafe(24),
+        }
+        return Credentials(**{**fresh, **known})
 
 
 def _free_port() -> int:
@@ -189,19 +218,23 @@ class LocalPlatform:
             json.dump(state, f, indent=1)
 
     def _credentials(self) -> Credentials:
+        """Generated once and kept; a field that an older state directory lacks is added."""
         path = self.dir / "credentials.json"
-        if path.exists():
-            return Credentials(**json.loads(path.read_text()))
+        known = json.loads(path.read_text()) if path.exists() else {}
+        credentials = Credentials.generate(**known)
+        if credentials.__dict__ != known:
+            self._write_credentials(credentials)
+        return credentials
+
+    def _write_credentials(self, credentials: Credentials) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        credentials = Credentials(
-            admin_password=secrets.token_urlsafe(18),
-            db_password=secrets.token_urlsafe(18),
-            secret_key=secrets.token_urlsafe(48),
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path = self.dir / "credentials.json"
+        partial = self.dir / ".credentials.json.partial"
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(credentials.__dict__, f)
-        return credentials
+        os.replace(partial, path)
 
     # -- public --------------------------------------------------------------------------
     def up(self, *, embedded: bool = False, server_env: dict[str, str] | None = None) -> dict:
@@ -235,16 +268,50 @@ class LocalPlatform:
             "bucket": BUCKET if "s3" in state else None,
         }
 
-    def database_uri(self) -> str | None:
-        """The tracking database as MLflow's own store reaches it (None when embedded)."""
+    def database(self) -> names.Database | None:
+        """The tracking database as the server reaches it: its own role, over verified TLS
+        (None when embedded)."""
         state = self._state()
         if "postgres" not in state:
             return None
-        password = urllib.parse.quote(self._credentials().db_password, safe="")
-        return (
-            f"postgresql+psycopg2://{DB_USER}:{password}@127.0.0.1:{state['postgres']['port']}/"
-            f"{DATABASE}"
+        credentials = self._credentials()
+        return names.Database(
+            host="127.0.0.1", port=state["postgres"]["port"], name=DATABASE,
+            username=names.SERVER_DB_ROLE, password=credentials.server_db_password,
+            master_username=DB_USER, master_password=credentials.db_password,
+            ssl_root_cert=str(self.ca_file),
+        )  # fmt: skip
+
+    def database_uri(self) -> str | None:
+        """The tracking database as MLflow's own store reaches it (None when embedded)."""
+        database = self.database()
+        return database.uri() if database else None
+
+    def superuser(self, database: str = "postgres"):  # -> psycopg2 connection
+        """A superuser connection over the private socket, for set-up and tests (autocommit)."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host=str(self._pg_socket), port=self._state()["postgres"]["port"], user=SUPERUSER,
+            password=self._credentials().postgres_password, dbname=database,
+        )  # fmt: skip
+        connection.autocommit = True
+        return connection
+
+    def rotate_master_password(self) -> None:
+        """What an RDS rotation of the master secret does: a new password for the master user,
+        then the secret (here credentials.json) holds it. Nothing is restarted."""
+        from psycopg2 import sql
+        from psycopg2.extensions import encrypt_password
+
+        new = Credentials.generate(
+            **{**self._credentials().__dict__, "db_password": secrets.token_urlsafe(18)}
         )
+        with contextlib.closing(self.superuser()) as connection, connection.cursor() as cursor:
+            verifier = encrypt_password(new.db_password, DB_USER, connection, "scram-sha-256")
+            cursor.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(DB_USER)),
+                           (verifier,))  # fmt: skip
+        self._write_credentials(new)
 
     def status(self) -> dict[str, dict]:
         state = self._state()
@@ -288,6 +355,16 @@ class LocalPlatform:
     def _pg_data(self) -> Path:
         return self.dir / "postgres" / "data"
 
+    @property
+    def _pg_socket(self) -> Path:
+        """Private to the user that runs PostgreSQL (mode 0700)."""
+        return self.dir / "postgres" / "socket"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed PostgreSQL's certificate: the server's sslrootcert."""
+        return self.dir / "postgres-ca.pem"
+
     def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [str(postgres_bin() / tool), *args]
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -315,13 +392,30 @@ class LocalPlatform:
         fresh = not (self._pg_data / "PG_VERSION").exists()
         if fresh:
             self.progress("initializing PostgreSQL data directory")
-            self._pg("initdb", "-D", str(self._pg_data), "-U", "postgres",
-                     "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8")  # fmt: skip
+            self._initdb(root, credentials)
+        hba = self._pg_data / "pg_hba.conf"
+        if hba.read_text() != PG_HBA:
+            raise LocalPlatformError(
+                f"{hba} is not the platform's (an older `invoke local` initialised {self.dir} "
+                "with trust authentication): `invoke local down`, remove that directory, and "
+                "`invoke local up` again"
+            )
+        tls = root / "tls"
+        if local_tls.needs_renewal(tls / "server.crt") or not self.ca_file.exists():
+            self.progress("issuing PostgreSQL's TLS certificate from a new local CA")
+            local_tls.issue(ca_file=self.ca_file, cert_file=tls / "server.crt",
+                            key_file=tls / "server.key")  # fmt: skip
+        self._private_to_postgres(tls, self._pg_socket)
         port = state.get("postgres", {}).get("port") or _free_port()
         self.progress(f"starting PostgreSQL on 127.0.0.1:{port}")
+        options = (
+            f"-p {port} -k {self._pg_socket} -c listen_addresses=127.0.0.1 -c ssl=on "
+            f"-c ssl_cert_file={tls / 'server.crt'} -c ssl_key_file={tls / 'server.key'} "
+            "-c ssl_min_protocol_version=TLSv1.2 -c password_encryption=scram-sha-256"
+        )
         started = self._pg(
             "pg_ctl", "-D", str(self._pg_data), "-l", str(root / "postgres.log"), "-w",
-            "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start", check=False,
+            "-o", options, "start", check=False,
         )  # fmt: skip
         if started.returncode != 0:
             raise LocalPlatformError(
@@ -331,13 +425,45 @@ class LocalPlatform:
         state["postgres"] = {"port": port}
         self._save(state)
         if fresh:
-            password = credentials.db_password.replace("'", "''")
-            self._psql(port, f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{password}'")
-            self._psql(port, f"CREATE DATABASE {DATABASE} OWNER {DB_USER}")
+            self._create_master(credentials)
 
-    def _psql(self, port: int, sql: str) -> None:
-        self._pg("psql", "-h", str(self.dir / "postgres"), "-p", str(port), "-U", "postgres",
-                 "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql)  # fmt: skip
+    def _initdb(self, root: Path, credentials: Credentials) -> None:
+        """Password authentication from the start: initdb takes the superuser's password from a
+        file (never the command line) and the platform's pg_hba.conf replaces initdb's."""
+        password_file = root / "initdb-password"
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(credentials.postgres_password + "\n")
+        try:
+            if os.geteuid() == 0:
+                shutil.chown(password_file, "postgres", "postgres")
+            self._pg("initdb", "-D", str(self._pg_data), "-U", SUPERUSER,
+                     "--auth=scram-sha-256", f"--pwfile={password_file}", "-E", "UTF8")  # fmt: skip
+        finally:
+            password_file.unlink(missing_ok=True)
+        (self._pg_data / "pg_hba.conf").write_text(PG_HBA)
+
+    def _private_to_postgres(self, *directories: Path) -> None:
+        """Owned by the user that runs PostgreSQL, mode 0700 (the key file inside is 0600)."""
+        for directory in directories:
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)
+            if os.geteuid() == 0:
+                for path in (directory, *directory.iterdir()):
+                    shutil.chown(path, "postgres", "postgres")
+
+    def _create_master(self, credentials: Credentials) -> None:
+        """The master user as RDS makes it: creates roles and databases, is no superuser."""
+        from psycopg2 import sql
+        from psycopg2.extensions import encrypt_password
+
+        with contextlib.closing(self.superuser()) as connection, connection.cursor() as cursor:
+            verifier = encrypt_password(credentials.db_password, DB_USER, connection,
+                                        "scram-sha-256")  # fmt: skip
+            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD %s")
+                           .format(sql.Identifier(DB_USER)), (verifier,))  # fmt: skip
+            cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(DATABASE), sql.Identifier(DB_USER)))  # fmt: skip
 
     # -- s3 ------------------------------------------------------------------------------
     def _ensure_s3(self, state: dict) -> None:
@@ -387,8 +513,11 @@ class LocalPlatform:
                 names.DB_HOST: "127.0.0.1",
                 names.DB_PORT: str(state["postgres"]["port"]),
                 names.DB_NAME: DATABASE,
-                names.DB_USERNAME: DB_USER,
-                names.DB_PASSWORD: credentials.db_password,
+                names.DB_USERNAME: names.SERVER_DB_ROLE,
+                names.DB_PASSWORD: credentials.server_db_password,
+                names.DB_MASTER_USERNAME: DB_USER,
+                names.DB_MASTER_PASSWORD: credentials.db_password,
+                names.DB_SSL_ROOT_CERT: str(self.ca_file),
                 names.ARTIFACTS_DESTINATION: f"s3://{BUCKET}/artifacts",
                 "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{state['s3']['port']}",
                 "AWS_ACCESS_KEY_ID": "local",

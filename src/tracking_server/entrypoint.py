@@ -2,8 +2,10 @@
 
 1. Read and check the settings (`settings.from_environ`); refuse to start, naming each problem.
 2. Wait for the database, then, under a PostgreSQL advisory lock so that tasks starting together
-   take turns: create or upgrade the tracking schema, and in basic mode the auth database, its
-   schema and the admin user.
+   take turns: with the master user, create or update the server's own role, its grants and the
+   auth database (database_role.py); then, as that role, create or upgrade the tracking schema,
+   the auth schema and the admin user. Every connection is TLS with the server's certificate
+   verified (sslmode=verify-full).
 3. Replace this process with `mlflow server`. Credentials reach it through the environment and a
    private config file, never the command line, which any process on the host can read.
 """
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tracking_server import app, identity, store_uri, team_users
+from tracking_server import app, database_role, identity, store_uri, team_users
 from tracking_server import settings as names
 from tracking_server.settings import Settings, SettingsError, from_environ
 
@@ -37,47 +39,82 @@ def log(message: str) -> None:
 
 
 def wait_for_database(settings: Settings, timeout: float = DATABASE_WAIT_SECONDS) -> None:
+    """Until the database answers, probed as the server's role: a login refused for its
+    password (the role does not exist before the first start) is an answer too. A certificate
+    that fails verification will not pass later: that stops at once."""
     if settings.database.sqlite_path:
         return
-    import sqlalchemy
+    import psycopg2
 
-    engine = sqlalchemy.create_engine(settings.database.uri(), pool_pre_ping=True)
+    database = settings.database
     deadline = time.monotonic() + timeout
     attempt = 0
     while True:
         try:
-            with engine.connect():
+            database_role.connect(database, master=False).close()
+            return
+        except psycopg2.OperationalError as error:
+            if database_role.is_refused_login(error):
                 return
-        except sqlalchemy.exc.OperationalError as error:
+            if "certificate" in str(error):
+                raise SystemExit(
+                    f"tracking-server: database {database.host}:{database.port}: TLS "
+                    f"verification against {database.ssl_root_cert} failed: "
+                    f"{str(error).strip().splitlines()[-1]}"
+                ) from None
             attempt += 1
             if time.monotonic() > deadline:
                 raise SystemExit(
-                    f"tracking-server: database {settings.database.host}:"
-                    f"{settings.database.port} not reachable after {timeout:.0f}s: "
-                    f"{type(error.orig).__name__}"
+                    f"tracking-server: database {database.host}:{database.port} not reachable "
+                    f"after {timeout:.0f}s: {str(error).strip().splitlines()[-1]}"
                 ) from None
             if attempt % 5 == 1:
-                log(f"waiting for database {settings.database.host}:{settings.database.port}")
+                log(f"waiting for database {database.host}:{database.port}")
             time.sleep(2)
-        finally:
-            engine.dispose()
 
 
 @contextmanager
 def migration_lock(settings: Settings) -> Iterator[None]:
+    """Held by the master user's connection when its password is accepted (then the server's
+    role is kept in step under it), otherwise by the server's role."""
     if settings.database.sqlite_path:
         yield
         return
-    import sqlalchemy
+    import psycopg2
 
-    engine = sqlalchemy.create_engine(settings.database.uri())
-    with engine.connect() as connection:
-        connection.execute(sqlalchemy.text(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})"))
+    database = settings.database
+    master = True
+    try:
+        connection = database_role.connect(database, master=True)
+    except psycopg2.OperationalError as error:
+        if not database_role.is_refused_login(error):
+            raise
+        log(
+            f"the master user {database.master_username} was refused (its password rotated "
+            "since this task read it?): the server's role is left as an earlier start set it"
+        )
+        master = False
         try:
-            yield
-        finally:
-            connection.execute(sqlalchemy.text(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})"))
-    engine.dispose()
+            connection = database_role.connect(database, master=False)
+        except psycopg2.OperationalError as second:
+            raise SystemExit(
+                f"tracking-server: neither the master user nor the server's role "
+                f"{database.username} can log in: {str(second).strip().splitlines()[-1]}"
+            ) from None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        if master:
+            try:
+                for done in database_role.keep_in_step(database, database.auth_database):
+                    log(done)
+            except database_role.RoleSetupError as error:
+                raise SystemExit(f"tracking-server: {error}") from None
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+        connection.close()
 
 
 def migrate_tracking(settings: Settings) -> None:
@@ -96,21 +133,8 @@ def migrate_tracking(settings: Settings) -> None:
 
 
 def ensure_auth_database(settings: Settings) -> str:
-    """The auth database beside the tracking one, created if missing; returns its URI."""
+    """The auth database's URI; on PostgreSQL the master user created it (database_role)."""
     database = settings.database
-    if not database.sqlite_path:
-        import sqlalchemy
-
-        engine = sqlalchemy.create_engine(database.uri(), isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            exists = connection.execute(
-                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                {"name": database.auth_database},
-            ).scalar()
-            if not exists:
-                log(f"creating database {database.auth_database}")
-                connection.execute(sqlalchemy.text(f'CREATE DATABASE "{database.auth_database}"'))
-        engine.dispose()
     return database.uri(database.auth_database)
 
 
@@ -134,7 +158,8 @@ def auth_config(settings: Settings, auth_uri: str, directory: Path) -> Path:
         config.write(
             "[mlflow]\n"
             f"default_permission = {DEFAULT_PERMISSION}\n"
-            f"database_uri = {auth_uri}\n"
+            # configparser reads % as interpolation; a URL-escaped password has some.
+            f"database_uri = {auth_uri.replace('%', '%%')}\n"
             f"admin_username = {settings.admin_username}\n"
             f"authorization_function = {AUTHORIZATION[settings.auth_mode]}\n"
             f"auth_cache_ttl_seconds = {settings.auth_cache_seconds}\n"

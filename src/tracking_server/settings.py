@@ -10,6 +10,7 @@ a secret's value) and the rule.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,9 +35,21 @@ WORKERS = "MLFLOW_PLATFORM_WORKERS"
 AUTH_CACHE_SECONDS = "MLFLOW_PLATFORM_AUTH_CACHE_SECONDS"
 # Local only (invoke local --embedded): a SQLite file instead of PostgreSQL.
 SQLITE_PATH = "MLFLOW_PLATFORM_SQLITE_PATH"
+# The CA certificates that the database's server certificate must chain to (libpq's
+# sslrootcert; every connection is sslmode=verify-full). The image holds AWS's RDS bundle at
+# RDS_CA_BUNDLE; `invoke local` points this at the CA it made for its own PostgreSQL.
+DB_SSL_ROOT_CERT = "MLFLOW_PLATFORM_DB_SSL_ROOT_CERT"
+RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
+SSL_MODE = "verify-full"
 
+# The server's own database role (its own secret): every connection of the server.
+SERVER_DB_ROLE = "mlflow_server"
 DB_USERNAME = "MLFLOW_PLATFORM_DB_USERNAME"
 DB_PASSWORD = "MLFLOW_PLATFORM_DB_PASSWORD"
+# The database's master user (RDS-managed secret): only to create the server's role and keep
+# it in step (database_role.py), never for MLflow itself.
+DB_MASTER_USERNAME = "MLFLOW_PLATFORM_DB_MASTER_USERNAME"
+DB_MASTER_PASSWORD = "MLFLOW_PLATFORM_DB_MASTER_PASSWORD"
 ADMIN_USERNAME = "MLFLOW_PLATFORM_ADMIN_USERNAME"
 ADMIN_PASSWORD = "MLFLOW_PLATFORM_ADMIN_PASSWORD"
 SECRET_KEY = "MLFLOW_PLATFORM_SECRET_KEY"
@@ -54,7 +67,10 @@ PRINCIPAL_ARN = re.compile(
 # team stacks (team_users.py), which service stacks name in their team secret.
 TEAM_USER_PREFIX = "team/"
 
-SECRETS = (DB_USERNAME, DB_PASSWORD, ADMIN_USERNAME, ADMIN_PASSWORD, SECRET_KEY)
+SECRETS = (
+    DB_USERNAME, DB_PASSWORD, DB_MASTER_USERNAME, DB_MASTER_PASSWORD, ADMIN_USERNAME,
+    ADMIN_PASSWORD, SECRET_KEY,
+)  # fmt: skip
 
 # One uvicorn process per task; more capacity comes from more tasks. With several workers
 # uvicorn's worker processes accept connections without TCP_NODELAY, and every response on a
@@ -93,6 +109,7 @@ def cloud_hosts(*, load_balancer_dns_name: str, region: str, url_suffix: str) ->
 _HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class SettingsError(Exception):
@@ -110,18 +127,35 @@ class Database:
     name: str | None = None
     username: str | None = None
     password: str | None = None
+    master_username: str | None = None
+    master_password: str | None = None
+    ssl_root_cert: str | None = None
     sqlite_path: str | None = None
 
-    def uri(self, database: str | None = None) -> str:
+    def uri(self, database: str | None = None, *, master: bool = False) -> str:
+        """The server's role (or the master user), TLS verified against ssl_root_cert."""
         if self.sqlite_path:
             path = self.sqlite_path if database is None else f"{self.sqlite_path}.{database}"
             return f"sqlite:///{path}"
-        user = quote(self.username or "", safe="")
-        password = quote(self.password or "", safe="")
+        user = quote((self.master_username if master else self.username) or "", safe="")
+        password = quote((self.master_password if master else self.password) or "", safe="")
         return (
             f"postgresql+psycopg2://{user}:{password}@{self.host}:{self.port}/"
-            f"{database or self.name}"
+            f"{database or self.name}?sslmode={SSL_MODE}"
+            f"&sslrootcert={quote(self.ssl_root_cert or '', safe='/')}"
         )
+
+    def connect_args(self, database: str | None = None, *, master: bool = False) -> dict:
+        """The same connection as `uri`, as psycopg2.connect's keyword arguments."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "dbname": database or self.name,
+            "user": self.master_username if master else self.username,
+            "password": self.master_password if master else self.password,
+            "sslmode": SSL_MODE,
+            "sslrootcert": self.ssl_root_cert,
+        }
 
     @property
     def auth_database(self) -> str:
@@ -192,9 +226,29 @@ def from_environ(env: Mapping[str, str]) -> Settings:
         name = _required(env, DB_NAME, problems, "the PostgreSQL database name")
         if name and not _DB_NAME.match(name):
             problems.append(f"{DB_NAME}={name!r}: letters, digits and _, not starting with a digit")
-        username = _required(env, DB_USERNAME, problems, "the database user (an ECS secret)")
-        password = _required(env, DB_PASSWORD, problems, "the database password (an ECS secret)")
-        database = Database(host=host, port=port, name=name, username=username, password=password)
+        username = _required(env, DB_USERNAME, problems, "the server's role (an ECS secret)")
+        if username and not _ROLE.match(username):
+            problems.append(f"{DB_USERNAME}={username!r}: lower-case letters, digits and _")
+        password = _required(env, DB_PASSWORD, problems, "its password (an ECS secret)")
+        if password and len(password) < MIN_PASSWORD:
+            problems.append(f"{DB_PASSWORD}: at least {MIN_PASSWORD} characters")
+        master = _required(env, DB_MASTER_USERNAME, problems, "the master user (an ECS secret)")
+        if master and master == username:
+            problems.append(
+                f"{DB_USERNAME}={username!r}: the server's role must not be the master user"
+            )
+        master_password = _required(
+            env, DB_MASTER_PASSWORD, problems, "the master password (an ECS secret)"
+        )
+        root_cert = env.get(DB_SSL_ROOT_CERT) or RDS_CA_BUNDLE
+        if not os.access(root_cert, os.R_OK):
+            problems.append(
+                f"{DB_SSL_ROOT_CERT}={root_cert!r}: not a readable file (the CA certificates "
+                "that the database's certificate must chain to)"
+            )
+        database = Database(host=host, port=port, name=name, username=username, password=password,
+                            master_username=master, master_password=master_password,
+                            ssl_root_cert=root_cert)  # fmt: skip
 
     destination = _required(env, ARTIFACTS_DESTINATION, problems, "where artifacts are stored")
     if destination and not (
