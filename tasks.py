@@ -60,7 +60,7 @@ def local(c, action, embedded=False, state_dir=None, json=False):
     from pathlib import Path
 
     from mlflow_platform.cli import local_report
-    from mlflow_platform.local import LocalPlatform
+    from mlflow_platform.local.platform import LocalPlatform
     from mlflow_platform.paths import ROOT
 
     actions = {

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from mlflow_platform.local import LocalPlatform
+from mlflow_platform.local.platform import LocalPlatform
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ from moto.server import ThreadedMotoServer
 from publishing import BUCKET, ROLE, TEAM, World, bucket_exists, free_port
 
 from mlflow_platform.building.synth import Synthesis, synthesize
-from mlflow_platform.local import LocalPlatform
+from mlflow_platform.local.platform import LocalPlatform
 from mlflow_platform.releasing import config as publish_config
 from mlflow_platform.releasing.config import PublishConfig
 from mlflow_platform.templates import TEMPLATES

@@ -35,7 +35,7 @@ from test_iam_mode import (  # noqa: F401
     monkeypatch_module,
 )
 
-from mlflow_platform.local import LOAD_BALANCER_DNS_NAME
+from mlflow_platform.local.platform import LOAD_BALANCER_DNS_NAME
 from mlflow_platform.paths import ROOT
 from mlflow_platform.signing_proxy import SigningProxy, target
 

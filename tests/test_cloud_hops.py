@@ -29,7 +29,7 @@ from helpers import one_of_type
 
 from mlflow_platform import contract
 from mlflow_platform.building import render
-from mlflow_platform.local import LOAD_BALANCER_DNS_NAME
+from mlflow_platform.local.platform import LOAD_BALANCER_DNS_NAME
 from tracking_server import settings
 
 # Verbatim from the "Reserved headers" list of the page cited above.

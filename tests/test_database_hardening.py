@@ -14,7 +14,7 @@ from cryptography import x509
 from helpers import of_type, one_of_type
 
 from environment_template import inputs
-from mlflow_platform import verify
+from mlflow_platform.building import verify
 from tracking_server import settings as names
 
 NO_VALUE = {"Ref": "AWS::NoValue"}

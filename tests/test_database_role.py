@@ -23,7 +23,7 @@ import uuid
 import psycopg2
 import pytest
 
-from mlflow_platform.local import DB_USER, postgres_bin
+from mlflow_platform.local.platform import DB_USER, postgres_bin
 from tracking_server import database_role
 from tracking_server import settings as names
 
@@ -292,7 +292,7 @@ def test_a_data_directory_with_trust_authentication_is_refused_with_the_way_out(
     import tempfile
     from pathlib import Path
 
-    from mlflow_platform.local import LocalPlatform, LocalPlatformError
+    from mlflow_platform.local.platform import LocalPlatform, LocalPlatformError
 
     state = Path(tempfile.mkdtemp(prefix="mlflow-local-"))  # searchable by the postgres user
     try:

@@ -21,7 +21,7 @@ import requests
 from function_harness import Stack, invoke
 from helpers import one_of_type
 
-from mlflow_platform.local import LocalPlatform
+from mlflow_platform.local.platform import LocalPlatform
 from tracking_server import settings
 
 ACCOUNT = "123456789012"
@@ -206,7 +206,7 @@ def gateway(iam):
     """Team API stand-in: checks SigV4 as API Gateway does, then maps Host and the caller."""
     from sigv4_gateway import Caller, Gateway, port_of
 
-    from mlflow_platform.local import LOAD_BALANCER_DNS_NAME
+    from mlflow_platform.local.platform import LOAD_BALANCER_DNS_NAME
 
     callers = {
         TEAM_A_KEY: Caller("team-a-secret-key", _session(TEAMS["a"][0])),
@@ -359,7 +359,7 @@ def test_the_proxy_signs_with_refreshed_credentials(iam, gateway):
 
     from sigv4_gateway import Gateway
 
-    from mlflow_platform.local import LOAD_BALANCER_DNS_NAME
+    from mlflow_platform.local.platform import LOAD_BALANCER_DNS_NAME
 
     gateway_callers: dict = {}
     refreshing = Gateway(target_port=port_of(iam["tracking_uri"]), host=LOAD_BALANCER_DNS_NAME,

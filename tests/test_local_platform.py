@@ -15,7 +15,7 @@ import pytest
 import requests
 from mlflow.entities import Metric
 
-from mlflow_platform.local import LocalPlatform, LocalPlatformError
+from mlflow_platform.local.platform import LocalPlatform, LocalPlatformError
 from tracking_server import settings as names
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_platform.local import LocalPlatform
+from mlflow_platform.local.platform import LocalPlatform
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mlflow_platform.local import LOAD_BALANCER_DNS_NAME, REGION, LocalPlatform
+from mlflow_platform.local.platform import LOAD_BALANCER_DNS_NAME, REGION, LocalPlatform
 from tracking_server import settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

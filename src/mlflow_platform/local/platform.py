@@ -7,7 +7,7 @@ directory, loopback only) and an S3-compatible endpoint (moto's server) with the
 
 PostgreSQL is set up as RDS sets up the cloud's: a master user that may create roles and
 databases but is no superuser, from which the server's entrypoint makes its own role; TLS on,
-with a server certificate from a CA made for this state directory (`local_tls.py`), which the
+with a server certificate from a CA made for this state directory (`tls.py`), which the
 server verifies (sslmode=verify-full); every login needs its password (SCRAM, for the socket
 too; plain TCP is refused); and its socket directory is private to the user that runs it.
 
@@ -43,8 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow_platform import local_tls
 from mlflow_platform.errors import PlatformError
+from mlflow_platform.local import tls as local_tls
 from tracking_server import settings as names
 
 BUCKET = "mlflow-artifacts"

@@ -1,0 +1,1 @@
+"""The platform on this machine: `invoke local` and the tests run the cloud's entrypoint here."""
