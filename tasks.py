@@ -210,30 +210,51 @@ def publish(
 
 @task(
     help={
-        "engine": "The container engine command (default docker; podman works too).",
+        "engine": "The container engine command: docker (default) or podman.",
+        "build_only": "Build the image on this machine (mlflow-tracking-server:<content tag>); "
+        "no AWS, nothing pushed.",
+        "base_image": "Build FROM this image instead of the official python:3.11-slim (one "
+        "made locally: .ci/container-base.sh).",
+        "ca_bundle": "A CA bundle for pip during the build, not kept in the image (default: "
+        "PIP_CERT when it names a file).",
         "dry_run": "Check ECR and print what would be built and pushed; change nothing.",
         "profile": "The AWS profile to use (default: the standard AWS configuration).",
         "region": "The AWS region of the ECR repository (default: the standard AWS configuration).",
         "json": "Print the result as JSON instead of lines of text.",
     },
 )
-def image(c, engine="docker", dry_run=False, profile=None, region=None, json=False):
+def image(
+    c,
+    engine="docker",
+    build_only=False,
+    base_image=None,
+    ca_bundle=None,
+    dry_run=False,
+    profile=None,
+    region=None,
+    json=False,
+):
     """Build the tracking-server image and push it to ECR, tagged by its content."""
     import sys
 
-    from mlflow_platform import aws
+    from mlflow_platform import aws, image_engine
     from mlflow_platform.errors import PlatformError
     from mlflow_platform.image_push import build_and_push
+    from mlflow_platform.image_push import build_only as build_locally
 
     out = sys.stderr if json else sys.stdout
+    progress = lambda line: print(line, file=out, flush=True)  # noqa: E731
     try:
-        clients = aws.Clients(aws.session(profile=profile, region=region))
-        result = build_and_push(
-            clients,
-            engine=engine,
-            dry_run=dry_run,
-            progress=lambda line: print(line, file=out, flush=True),
+        options = image_engine.build_options(
+            engine=engine, base_image=base_image, ca_bundle=ca_bundle
         )
+        if build_only:
+            result = build_locally(options, dry_run=dry_run, progress=progress)
+        else:
+            clients = aws.Clients(aws.session(profile=profile, region=region))
+            result = build_and_push(
+                clients, engine=engine, build=options, dry_run=dry_run, progress=progress
+            )
     except PlatformError as error:
         raise Exit(f"invoke image: {error}", code=1) from None
     if json:
