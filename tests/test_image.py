@@ -263,3 +263,22 @@ def test_the_task_definitions_settings_must_all_have_local_values():
         image_engine.task_environment(container, {"A": "1", "B": "3"})
     assert "S is passed by the task definition, no local value" in str(error.value)
     assert "B has a local value, not passed by the task definition" in str(error.value)
+
+
+def test_the_container_runs_as_its_task_does_with_no_secret_on_the_command_line():
+    options = image_engine.RunOptions(
+        engine="podman", reference="r:1", name="n",
+        environment={"MLFLOW_PLATFORM_DB_PASSWORD": "secret-value-123"}, user="10001:10001",
+    )  # fmt: skip
+    command = image_engine.run_command(options)
+    assert "secret-value-123" not in " ".join(command)
+    assert command[command.index("--env") + 1] == "MLFLOW_PLATFORM_DB_PASSWORD"
+    assert "--read-only" in command and command[command.index("--tmpfs") + 1].startswith("/tmp:")
+    # podman would add writable /run and /var/tmp to a read-only container; the task has none.
+    assert "--read-only-tmpfs=false" in command
+    assert command[command.index("--user") + 1] == "10001:10001"
+    assert command[-1] == "r:1"
+    docker = image_engine.run_command(
+        image_engine.RunOptions(engine="docker", reference="r:1", name="n", environment={})
+    )
+    assert "--read-only-tmpfs=false" not in docker and "--user" not in docker
