@@ -144,27 +144,47 @@ def publish(
     help=help_for(
         "profile",
         "json",
-        engine="The container engine command (default docker; podman works too).",
+        engine="The container engine command: docker (default) or podman.",
+        build_only="Build the image on this machine (mlflow-tracking-server:<content tag>); "
+        "no AWS, nothing pushed.",
+        base_image="Build FROM this image instead of the official python:3.11-slim (one "
+        "made locally: .ci/container-base.sh).",
+        ca_bundle="A CA bundle for pip during the build, not kept in the image (default: "
+        "PIP_CERT when it names a file).",
         dry_run="Check ECR and print what would be built and pushed; change nothing.",
         region="The AWS region of the ECR repository (default: the standard AWS configuration).",
     )
 )
-def image(c, engine="docker", dry_run=False, profile=None, region=None, json=False):
-    """Build the tracking-server image and push it to ECR, tagged by its content."""
+def image(
+    c,
+    engine="docker",
+    build_only=False,
+    base_image=None,
+    ca_bundle=None,
+    dry_run=False,
+    profile=None,
+    region=None,
+    json=False,
+):
+    """Build the tracking-server image, tagged by its content, and push it to ECR."""
     from mlflow_platform import aws
-    from mlflow_platform.cli import Report
-    from mlflow_platform.image_push import build_and_push
+    from mlflow_platform.cli import image_report
+    from mlflow_platform.image import engine as image_engine
+    from mlflow_platform.image.push import build_and_push
+    from mlflow_platform.image.push import build_only as build_locally
 
     with failing_as("image"):
-        clients = aws.Clients(aws.session(profile=profile, region=region))
-        result = build_and_push(
-            clients, engine=engine, dry_run=dry_run, progress=progress(json=json)
+        options = image_engine.build_options(
+            engine=engine, base_image=base_image, ca_bundle=ca_bundle
         )
-    verb = "would run" if dry_run else "ran"
-    lines = [f"{verb}: {step}" if result.pushed or dry_run else step for step in result.steps]
-    data = {"uri": result.uri, "pushed": result.pushed, "dry_run": dry_run,
-            "steps": list(result.steps)}  # fmt: skip
-    Report(data=data, lines=[*lines, result.uri]).emit(json=json)
+        if build_only:
+            result = build_locally(options, dry_run=dry_run, progress=progress(json=json))
+        else:
+            clients = aws.Clients(aws.session(profile=profile, region=region))
+            result = build_and_push(
+                clients, engine=engine, build=options, dry_run=dry_run, progress=progress(json=json)
+            )
+    image_report(result, dry_run=dry_run).emit(json=json)
 
 
 @task(

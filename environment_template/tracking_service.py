@@ -12,9 +12,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from mlflow_platform import image
 from mlflow_platform.building import checkov_skips
 from mlflow_platform.building.nag import acknowledge, logical_id
+from mlflow_platform.image import tag as image
 from tracking_server import settings
 
 CONTAINER_NAME = "tracking-server"

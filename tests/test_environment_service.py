@@ -8,7 +8,8 @@ import pytest
 from cfn_eval import Evaluator
 from helpers import as_list, of_type, one_of_type, policy_statements
 
-from mlflow_platform import contract, image
+from mlflow_platform import contract
+from mlflow_platform.image import tag as image
 from tracking_server import settings
 
 

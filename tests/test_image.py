@@ -1,4 +1,7 @@
-"""`invoke image`: ECR through botocore's Stubber, the engine through a recording stand-in."""
+"""`invoke image`: ECR through botocore's Stubber, the engine through a recording stand-in.
+
+The real image is built and run by test_image_smoke.py.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,11 @@ import sys
 import pytest
 from botocore.stub import Stubber
 
-from mlflow_platform import aws, image
-from mlflow_platform.image_push import ImageError, build_and_push
+from mlflow_platform import aws
+from mlflow_platform.image import engine as image_engine
+from mlflow_platform.image import tag as image
+from mlflow_platform.image.engine import BuildOptions, EngineError
+from mlflow_platform.image.push import ImageError, build_and_push, build_only
 from mlflow_platform.paths import ROOT
 
 ACCOUNT = "123456789012"
@@ -137,7 +143,9 @@ def test_build_and_push_creates_the_repository_and_keeps_the_password_off_argv(c
         {},
     )
     lines: list[str] = []
-    result = build_and_push(made, engine=str(script), progress=lines.append)
+    result = build_and_push(
+        made, engine=str(script), build=BuildOptions(ca_bundle=None), progress=lines.append
+    )
     assert result.pushed and result.uri == _uri()
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     host = _uri().split("/")[0]
@@ -171,3 +179,108 @@ def test_the_task_fails_clearly_on_this_machine_without_a_running_engine(tmp_pat
     )
     assert result.returncode == 1
     assert result.stderr.startswith("invoke image: ecr: cannot reach the AWS endpoint")
+
+
+def test_podman_builds_keep_the_healthcheck_and_pull_nothing_a_local_base_cannot_give(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    options = BuildOptions(
+        engine="/usr/bin/podman", base_image="localhost/base:1", ca_bundle=bundle
+    )
+    context = str(ROOT / "src" / "tracking_server")
+    assert image_engine.build_command(options, "t:1") == [
+        "/usr/bin/podman", "build", "--format", "docker", "--network", "host", "--tag", "t:1",
+        "--build-arg", "BASE_IMAGE=localhost/base:1",
+        "--secret", f"id=pip-ca,src={bundle}", context,
+    ]  # fmt: skip
+    # docker: the official base is pulled afresh, a local one is not (no registry holds it).
+    assert image_engine.build_command(BuildOptions(engine="docker"), "t:1") == [
+        "docker", "build", "--pull", "--tag", "t:1", context,
+    ]  # fmt: skip
+    local = image_engine.build_command(BuildOptions(engine="docker", base_image="b:1"), "t:1")
+    assert "--pull" not in local and "BASE_IMAGE=b:1" in local
+
+
+def test_the_ca_bundle_is_a_build_secret_never_an_argument_or_a_layer():
+    dockerfile = (ROOT / "src" / "tracking_server" / "Dockerfile").read_text()
+    assert dockerfile.count("pip install") == 2
+    assert dockerfile.count("RUN --mount=type=secret,id=pip-ca \\\n") == 2
+    lines = [line.strip() for line in dockerfile.splitlines() if "PIP_CERT" in line]
+    assert lines and all(line.startswith("if [ -s /run/secrets/pip-ca ]") for line in lines)
+
+
+def test_the_dockerfile_names_the_user_and_group_the_task_runs_as():
+    dockerfile = (ROOT / "src" / "tracking_server" / "Dockerfile").read_text()
+    assert "groupadd --gid 10001 mlflow" in dockerfile
+    assert "useradd --uid 10001 --gid 10001" in dockerfile
+    assert f"USER {image_engine.USER}\n" in dockerfile
+    assert dockerfile.index("ARG BASE_IMAGE=python:3.11-slim") < dockerfile.index(
+        "FROM ${BASE_IMAGE}"
+    )
+
+
+def test_bad_build_inputs_are_refused_by_name(tmp_path):
+    with pytest.raises(EngineError, match=r"CA bundle '.*nothing': must be a readable file"):
+        image_engine.build_command(BuildOptions(ca_bundle=tmp_path / "nothing"), "t:1")
+    with pytest.raises(EngineError, match="base image '': must name an image"):
+        image_engine.build_command(BuildOptions(base_image=" "), "t:1")
+
+
+def test_pip_cert_is_the_default_ca_bundle_when_it_names_a_file(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("x")
+    assert image_engine.default_ca_bundle({"PIP_CERT": str(bundle)}) == bundle
+    assert image_engine.default_ca_bundle({"PIP_CERT": str(tmp_path / "gone")}) is None
+    assert image_engine.default_ca_bundle({}) is None
+
+
+def test_build_only_builds_under_the_local_name_and_touches_no_aws(engine):
+    script, log = engine
+    result = build_only(BuildOptions(engine=str(script)), progress=lambda _: None)
+    assert result.uri == f"{image.REPOSITORY}:{image.image_tag()}" and not result.pushed
+    calls = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
+    assert calls == [["info"], ["build", "--pull", "--tag", result.uri, str(image.IMAGE_SOURCE)]]
+
+
+def test_the_task_builds_only_without_aws_and_names_a_missing_engine():
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "image", "--build-only", "--engine", "no-such-engine"],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("invoke image: no container engine: 'no-such-engine'")
+
+
+def test_the_task_definitions_settings_must_all_have_local_values():
+    container = {
+        "Environment": [{"Name": "A", "Value": "x"}],
+        "Secrets": [{"Name": "S", "ValueFrom": "arn"}],
+    }
+    assert image_engine.task_environment(container, {"A": "1", "S": "2"}) == {"A": "1", "S": "2"}
+    with pytest.raises(EngineError) as error:
+        image_engine.task_environment(container, {"A": "1", "B": "3"})
+    assert "S is passed by the task definition, no local value" in str(error.value)
+    assert "B has a local value, not passed by the task definition" in str(error.value)
+
+
+def test_the_container_runs_as_its_task_does_with_no_secret_on_the_command_line():
+    options = image_engine.RunOptions(
+        engine="podman", reference="r:1", name="n",
+        environment={"MLFLOW_PLATFORM_DB_PASSWORD": "secret-value-123"}, user="10001:10001",
+    )  # fmt: skip
+    command = image_engine.run_command(options)
+    assert "secret-value-123" not in " ".join(command)
+    assert command[command.index("--env") + 1] == "MLFLOW_PLATFORM_DB_PASSWORD"
+    assert "--read-only" in command and command[command.index("--tmpfs") + 1].startswith("/tmp:")
+    # podman would add writable /run and /var/tmp to a read-only container; the task has none.
+    assert "--read-only-tmpfs=false" in command
+    assert command[command.index("--user") + 1] == "10001:10001"
+    assert command[-1] == "r:1"
+    docker = image_engine.run_command(
+        image_engine.RunOptions(engine="docker", reference="r:1", name="n", environment={})
+    )
+    assert "--read-only-tmpfs=false" not in docker and "--user" not in docker

@@ -22,6 +22,7 @@ from mlflow_platform.paths import ROOT
 
 if TYPE_CHECKING:
     from mlflow_platform.building.bundle import BundleResult
+    from mlflow_platform.image.push import ImageResult
     from mlflow_platform.releasing.plan import Plan
     from mlflow_platform.releasing.publish import ChannelOutcome
     from mlflow_platform.upgrading import Listing, UpgradeResult
@@ -111,6 +112,14 @@ def bundle_report(result: BundleResult | None, *, check: bool) -> Report:
         "new_majors": result.new_majors,
     }
     return Report(data=data, lines=lines)
+
+
+def image_report(result: ImageResult, *, dry_run: bool) -> Report:
+    verb = "would run" if dry_run else "ran"
+    lines = [f"{verb}: {step}" if result.pushed or dry_run else step for step in result.steps]
+    data = {"uri": result.uri, "pushed": result.pushed, "dry_run": dry_run,
+            "steps": list(result.steps)}  # fmt: skip
+    return Report(data=data, lines=[*lines, result.uri])
 
 
 def local_report(action: str, result: Mapping[str, Any]) -> Report:

@@ -4,7 +4,8 @@ The tag is a hash of src/tracking_server (image.image_tag), so when ECR already 
 is nothing to build: the check comes first and needs no container engine. Otherwise the engine
 is checked before anything is created, the repository is made if missing (immutable tags, scan
 on push, encrypted), and the registry password goes to the engine on standard input, never on
-a command line or in a log.
+a command line or in a log. The build itself is image_engine's, docker or podman alike;
+`build_only` builds under the local name and touches no AWS.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import botocore.exceptions
 
-from mlflow_platform import image
 from mlflow_platform.aws import Clients, channel_error
 from mlflow_platform.errors import PlatformError
+from mlflow_platform.image import engine as image_engine
+from mlflow_platform.image import tag as image
 from mlflow_platform.paths import IMAGE_SOURCE
 
 Progress = Callable[[str], None]
@@ -50,13 +52,6 @@ def _exists(ecr, repository: str, tag: str) -> bool | None:
         raise
 
 
-def _run(command: Sequence[str], *, what: str, stdin: str | None = None) -> None:
-    result = subprocess.run(list(command), input=stdin, capture_output=True, text=True)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise ImageError(f"{what} failed ({' '.join(command[:2])}): " + " | ".join(detail))
-
-
 def check_engine(engine: str) -> None:
     if shutil.which(engine) is None:
         raise ImageError(
@@ -72,13 +67,27 @@ def check_engine(engine: str) -> None:
         )
 
 
+def build_only(
+    options: image_engine.BuildOptions, *, dry_run: bool = False, progress: Progress = print
+) -> ImageResult:
+    """The image built on this machine under its local name; no AWS, nothing pushed."""
+    reference = image_engine.local_reference()
+    command = image_engine.build_command(options, reference)
+    if not dry_run:
+        check_engine(options.engine)
+        image_engine.build(options, reference, progress=progress)
+    return ImageResult(uri=reference, pushed=False, steps=(" ".join(command),))
+
+
 def build_and_push(
     clients: Clients,
     *,
     engine: str = "docker",
+    build: image_engine.BuildOptions | None = None,
     dry_run: bool = False,
     progress: Progress = lambda _: None,
 ) -> ImageResult:
+    options = replace(build or image_engine.BuildOptions(), engine=engine)
     tag = image.image_tag()
     ecr = clients("ecr")
     try:
@@ -111,13 +120,12 @@ def build_and_push(
     except Exception as error:
         raise ImageError(str(channel_error("ecr", error))) from None
     user, _, password = base64.b64decode(token).decode().partition(":")
-    _run(
+    image_engine.run(
         [engine, "login", "--username", user, "--password-stdin", host],
         what="registry login",
         stdin=password,
     )
-    progress(f"building {uri}")
-    _run([engine, "build", "--pull", "--tag", uri, str(IMAGE_SOURCE)], what="image build")
+    image_engine.build(options, uri, progress=progress)
     progress(f"pushing {uri}")
-    _run([engine, "push", uri], what="image push")
+    image_engine.run([engine, "push", uri], what="image push")
     return ImageResult(uri=uri, pushed=True, steps=steps)
