@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import http.client
 import subprocess
 import sys
 
@@ -24,6 +25,7 @@ from mlflow_platform.signing_proxy import (
     ProxyError,
     SigningProxy,
     frozen_credentials,
+    local_names,
     sign,
     target,
 )
@@ -196,3 +198,153 @@ def test_credentials_gone_after_start_are_a_clear_answer_not_a_crash():
         proxy.close()
     assert response.status_code == 502
     assert response.text == "mlflow-platform: the AWS credentials are no longer available\n"
+
+
+class _Upstream:
+    """The team API stand-in: records what reaches it, answers 200."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.server = LoopbackServer(self.answer)
+        self.server.serve_in_background()
+
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        self.seen.append((method, path, headers, body))
+        return 200, {"Content-Type": "text/plain"}, b"the team's data"
+
+
+@pytest.fixture
+def upstream():
+    served = _Upstream()
+    yield served
+    served.server.close()
+
+
+def _proxy(upstream: _Upstream, bind: str = "127.0.0.1") -> SigningProxy:
+    proxy = SigningProxy(
+        to=target(upstream.server.url, region="eu-west-1"),
+        credentials=lambda: CREDENTIALS,
+        bind=bind,
+    )
+    proxy.serve_in_background()
+    return proxy
+
+
+def _raw(proxy: SigningProxy, host: list[str], headers: dict[str, str], method: str = "GET"):
+    """One request with exactly these Host headers (none, one, two), as a page's could be."""
+    address = proxy.url.split("//")[1].rsplit(":", 1)[0].strip("[]")
+    connection = http.client.HTTPConnection(address, proxy.port, timeout=30)
+    try:
+        connection.putrequest(method, "/api/2.0/mlflow/experiments/search", skip_host=True)
+        for value in host:
+            connection.putheader("Host", value)
+        body = b'{"max_results": 1}' if method == "POST" else b""
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        ["rebind.attacker.example:{port}"],  # a page whose DNS name now points at 127.0.0.1
+        ["127.0.0.1.attacker.example:{port}"],
+        ["rebind.attacker.example"],
+        ["127.0.0.1:{other}"],  # another port: what a page of another local server would send
+        ["localhost"],
+        [],  # HTTP/1.0 style, no Host at all
+        ["127.0.0.1:{port}", "rebind.attacker.example:{port}"],
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_rebound_dns_name_is_refused_and_nothing_is_forwarded(upstream, host, method):
+    """DNS rebinding: to the browser the page's own origin, its GETs carry no Origin, so only
+    Host tells it apart. 421 Misdirected Request (RFC 9110, 15.5.20), and the team API never
+    sees the request, so no signature is made for it."""
+    proxy = _proxy(upstream)
+    try:
+        other = proxy.port + 1 if proxy.port < 65535 else proxy.port - 1
+        names = [value.format(port=proxy.port, other=other) for value in host]
+        status, text = _raw(proxy, names, {}, method)
+    finally:
+        proxy.close()
+    assert status == 421, text
+    assert text.startswith("mlflow-platform: Host ") and "is not this proxy's address" in text
+    if len(names) == 1:
+        assert repr(names[0]) in text
+    assert f"127.0.0.1:{proxy.port}" in text  # where it does answer
+    assert upstream.seen == []
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://rebind.attacker.example:{port}",
+        "https://attacker.example",
+        "null",  # a sandboxed frame, a file:// page, a redirect across origins
+        "https://127.0.0.1:{port}",
+        "http://127.0.0.1:{other}",
+        "http://localhost",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_another_sites_page_is_refused(upstream, origin, method):
+    """A page of another origin that reaches the proxy by its real name (a form post, a fetch
+    in no-cors mode, a request CORS does not preflight) is refused: its Origin is not the
+    proxy's own."""
+    proxy = _proxy(upstream)
+    try:
+        other = proxy.port + 1 if proxy.port < 65535 else proxy.port - 1
+        sent = origin.format(port=proxy.port, other=other)
+        status, text = _raw(proxy, [f"127.0.0.1:{proxy.port}"], {"Origin": sent}, method)
+    finally:
+        proxy.close()
+    assert status == 403, text
+    assert text == (
+        f"mlflow-platform: Origin {sent!r} is not this proxy's own; only its own pages "
+        f"(http://127.0.0.1:{proxy.port}) may send requests through it\n"
+    )
+    assert upstream.seen == []
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1", "localhost", "[::1]", "LOCALHOST"])
+@pytest.mark.parametrize("with_origin", [False, True])
+def test_the_proxys_own_pages_are_answered(upstream, name, with_origin):
+    """What a browser opened at the proxy's printed URL (or at localhost) sends: forwarded,
+    signed, with Host replaced by the team API's."""
+    proxy = _proxy(upstream)
+    try:
+        own = f"{name}:{proxy.port}"
+        headers = {"Origin": f"http://{own}"} if with_origin else {}
+        status, text = _raw(proxy, [own], headers, "POST")
+    finally:
+        proxy.close()
+    assert (status, text) == (200, "the team's data")
+    [(method, path, forwarded, body)] = upstream.seen
+    assert (method, path, body) == ("POST", "/api/2.0/mlflow/experiments/search",
+                                    b'{"max_results": 1}')  # fmt: skip
+    assert forwarded["Host"] == f"127.0.0.1:{upstream.server.port}"
+    assert forwarded["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE")
+
+
+def test_another_loopback_address_it_listens_on_is_its_own_name_too(upstream):
+    proxy = _proxy(upstream, bind="127.0.0.2")
+    try:
+        assert _raw(proxy, [f"127.0.0.2:{proxy.port}"], {})[0] == 200
+        assert _raw(proxy, [f"127.0.0.1:{proxy.port}"], {})[0] == 200
+        assert _raw(proxy, [f"127.0.0.3:{proxy.port}"], {})[0] == 421
+        origin = {"Origin": f"http://127.0.0.3:{proxy.port}"}
+        assert _raw(proxy, [f"127.0.0.2:{proxy.port}"], origin)[0] == 403
+    finally:
+        proxy.close()
+    assert len(upstream.seen) == 2
+
+
+def test_on_port_80_a_browser_leaves_the_port_out():
+    assert {"localhost", "127.0.0.1", "[::1]", "localhost:80"} <= local_names("127.0.0.1", 80)
+    assert "localhost" not in local_names("127.0.0.1", 8765)
+    assert "[::1]:8765" in local_names("::1", 8765) and "127.0.0.1:8765" in local_names("::1", 8765)

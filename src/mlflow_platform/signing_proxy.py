@@ -7,6 +7,12 @@ chain (profile, environment, SSO, a role), read afresh for every request so that
 credentials are used as soon as the SDK has them. Each person then sees what their own
 identity may see. It also serves MLflow's client (`MLFLOW_TRACKING_URI=http://127.0.0.1:PORT`),
 which then needs no signing of its own; MLflow's built-in signing cannot send a file body.
+
+Listening on loopback is not enough: a web page whose DNS name is rebound to 127.0.0.1 is, to
+the browser, the same origin as its own site, and its GETs carry no Origin header. The proxy
+replaces Host before signing, so the team server's own Host check never sees the page's name.
+So the proxy answers only requests addressed to its own loopback names (else 421, Misdirected
+Request, RFC 9110 15.5.20) and refuses any request a page of another origin sends (403).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -130,8 +137,44 @@ def send(
         connection.close()
 
 
+def local_names(bind: str, port: int) -> frozenset[str]:
+    """The `host:port` names a browser on this machine reaches a server on `bind:port` by."""
+    hosts = {"127.0.0.1", "localhost", "[::1]", f"[{bind}]" if ":" in bind else bind}
+    names = {f"{host}:{port}" for host in hosts}
+    return frozenset(names | hosts if port == 80 else names)  # port 80 may be left out
+
+
+def refusal(headers: Message, names: frozenset[str]) -> Answer | None:
+    """Why a request is not answered, unless its Host is one of `names` and its Origin (if
+    any) is `http://` one of them: otherwise a rebound DNS name or another site's page sent it."""
+    hosts = [value.strip().lower() for value in headers.get_all("Host") or []]
+    if len(hosts) != 1 or hosts[0] not in names:
+        shown = hosts[0] if len(hosts) == 1 else hosts
+        return _refused(
+            421,
+            f"Host {shown!r} is not this proxy's address; it answers only "
+            f"{', '.join(sorted(names))} (a site whose DNS name points here is refused)",
+        )
+    for origin in headers.get_all("Origin") or []:
+        scheme, _, name = origin.strip().lower().partition("://")
+        if scheme != "http" or name not in names:
+            return _refused(
+                403,
+                f"Origin {origin!r} is not this proxy's own; only its own pages "
+                f"(http://{hosts[0]}) may send requests through it",
+            )
+    return None
+
+
+def _refused(status: int, reason: str) -> Answer:
+    return status, {"Content-Type": "text/plain"}, f"mlflow-platform: {reason}\n".encode()
+
+
 class LoopbackServer:
-    """HTTP on a loopback address, each request (body read whole) answered by `answer`."""
+    """HTTP on a loopback address, each request (body read whole) answered by `answer`.
+
+    With `local_only`, a request not addressed to the server's own loopback names, or sent by
+    another origin's page, is refused before `answer` sees it (see `refusal`)."""
 
     def __init__(
         self,
@@ -140,9 +183,11 @@ class LoopbackServer:
         bind: str = "127.0.0.1",
         port: int = 0,
         log: Callable[[str], None] = lambda _: None,
+        local_only: bool = False,
     ) -> None:
         if not _is_loopback(bind):
             raise ProxyError(f"{bind!r} is not a loopback address")
+        outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -150,13 +195,19 @@ class LoopbackServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                refused = refusal(self.headers, outer.names) if local_only else None
+                if refused is not None:
+                    self._reply(*refused)
+                    return
                 try:
                     status, headers, data = answer(
                         self.command, self.path, dict(self.headers), body
                     )
                 except (OSError, ProxyError) as error:
-                    status, headers = 502, {"Content-Type": "text/plain"}
-                    data = f"mlflow-platform: {error}\n".encode()
+                    status, headers, data = _refused(502, str(error))
+                self._reply(status, headers, data)
+
+            def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -178,6 +229,7 @@ class LoopbackServer:
         self._serving = False
         self.server = server_class((bind, port), Handler)
         self.port = self.server.server_address[1]
+        self.names = local_names(bind, self.port)
         host = f"[{bind}]" if ":" in bind else bind
         self.url = f"http://{host}:{self.port}"
 
@@ -214,7 +266,7 @@ class SigningProxy(LoopbackServer):
             )
         self.to = to
         self.credentials = credentials
-        super().__init__(self.forward, bind=bind, port=port, log=log)
+        super().__init__(self.forward, bind=bind, port=port, log=log, local_only=True)
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
         to = self.to
