@@ -6,6 +6,8 @@ import datetime
 import http.client
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import boto3
 import botocore.session
@@ -348,3 +350,72 @@ def test_on_port_80_a_browser_leaves_the_port_out():
     assert {"localhost", "127.0.0.1", "[::1]", "localhost:80"} <= local_names("127.0.0.1", 80)
     assert "localhost" not in local_names("127.0.0.1", 8765)
     assert "[::1]:8765" in local_names("::1", 8765) and "127.0.0.1:8765" in local_names("::1", 8765)
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="Debian's chromium and chromium-driver are not installed "
+    "(apt-get install chromium chromium-driver; .ci/run installs them)",
+)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_browser_on_a_rebound_name_or_another_sites_page_gets_nothing(upstream, tmp_path):
+    """Real Chromium. Told that rebind.attacker.example is 127.0.0.1 (--host-resolver-rules:
+    what a rebinding DNS answer achieves), it loads the proxy under that name and gets 421; a
+    page of another origin posting to the proxy's real address is refused 403; the team API
+    sees neither. The proxy's own address still works."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    attacker = LoopbackServer(lambda *_: (200, {"Content-Type": "text/html"}, _ATTACK_PAGE))
+    attacker.serve_in_background()
+    seen: list[str] = []
+    proxy = SigningProxy(to=target(upstream.server.url, region="eu-west-1"),
+                         credentials=lambda: CREDENTIALS, log=seen.append)  # fmt: skip
+    proxy.serve_in_background()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 f"--user-data-dir={tmp_path / 'profile'}",
+                 "--host-resolver-rules=MAP rebind.attacker.example 127.0.0.1"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get(f"http://rebind.attacker.example:{proxy.port}/api/2.0/mlflow/experiments/search")
+        rebound = driver.find_element("tag name", "body").text
+        driver.get(f"http://localhost:{attacker.port}/#{proxy.port}")
+        for _ in range(100):
+            if driver.title in ("sent", "failed"):
+                break
+            time.sleep(0.1)
+        posted = driver.title
+        before_own = list(upstream.seen)
+        refused = list(seen)
+        driver.get(f"{proxy.url}/api/2.0/mlflow/experiments/search")
+        own = driver.find_element("tag name", "body").text
+    finally:
+        driver.quit()
+        proxy.close()
+        attacker.close()
+    assert "is not this proxy's address" in rebound, rebound
+    assert posted == "sent"
+    assert own == "the team's data"
+    # Chromium retries a 421 once and asks for the favicon: every one of them refused.
+    assert "GET /api/2.0/mlflow/experiments/search -> 421" in refused, refused
+    assert "POST /api/2.0/mlflow/experiments/search -> 403" in refused, refused
+    assert all(line.endswith(("-> 421", "-> 403")) for line in refused), refused
+    assert before_own == []
+    assert ("GET", "/api/2.0/mlflow/experiments/search") in [
+        (method, path) for method, path, _, _ in upstream.seen
+    ]
+
+
+# A page of another site: posts to the proxy's real address in no-cors mode (no preflight).
+_ATTACK_PAGE = b"""<!doctype html><title>waiting</title><script>
+fetch("http://127.0.0.1:" + location.hash.slice(1) + "/api/2.0/mlflow/experiments/search",
+      {method: "POST", mode: "no-cors", body: "{}", headers: {"Content-Type": "text/plain"}})
+  .then(() => { document.title = "sent"; }, () => { document.title = "failed"; });
+</script>"""
