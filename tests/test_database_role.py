@@ -86,6 +86,15 @@ def test_the_role_has_only_what_mlflow_needs(platform):
             (names.SERVER_DB_ROLE,),
         )
         assert cursor.fetchone() == (0,)  # a member of no role
+        cursor.execute(
+            "SELECT rolconnlimit, rolvaliduntil = 'infinity', rolconfig FROM pg_roles "
+            "WHERE rolname = %s",
+            (names.SERVER_DB_ROLE,),
+        )
+        assert cursor.fetchone() == (-1, True, None)
+        cursor.execute("SELECT has_database_privilege('public', 'mlflow', 'CONNECT'),"
+                       " has_database_privilege('public', 'mlflow_auth', 'TEMPORARY')")  # fmt: skip
+        assert cursor.fetchone() == (False, False)  # PUBLIC's default taken away
         cursor.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
                        "WHERE datname IN ('mlflow', 'mlflow_auth') ORDER BY 1")  # fmt: skip
         assert cursor.fetchall() == [("mlflow", DB_USER), ("mlflow_auth", DB_USER)]
@@ -330,3 +339,138 @@ def test_a_role_of_that_name_with_more_power_is_refused_not_used(platform):
     finally:
         with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
             cursor.execute(f'DROP ROLE "{role}"')
+
+
+@contextlib.contextmanager
+def _throwaway(local, *, tables: bool):
+    """A role name and a tracking/auth database pair the master user owns, dropped after."""
+    role = f"platform_test_{uuid.uuid4().hex[:8]}"
+    name = f"scratch_{uuid.uuid4().hex[:8]}"
+    with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}" OWNER "{DB_USER}"')
+    database = names.Database(**{**local.database().__dict__, "name": name, "username": role})
+    try:
+        if tables:  # objects of the master user's to hand over, a function with braces too
+            master = psycopg2.connect(**database.connect_args(master=True))
+            with contextlib.closing(master), master, master.cursor() as cursor:
+                cursor.execute("CREATE TABLE legacy (id int)")
+                cursor.execute('CREATE FUNCTION "f{0}"() RETURNS int LANGUAGE sql AS $$SELECT 1$$')
+        yield database, f"{name}_auth"
+    finally:
+        with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+            for database_name in (name, f"{name}_auth"):
+                cursor.execute(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)')
+            cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def _login(database, name=None):
+    connection = psycopg2.connect(**database.connect_args(name))
+    connection.autocommit = True
+    return contextlib.closing(connection)
+
+
+def test_a_role_of_that_name_with_memberships_settings_and_limits_is_brought_to_nothing(platform):
+    """A pre-existing role keeps what it was given unless set-up takes it away: membership in the
+    master role and pg_read_server_files, `SET role` as a role setting (its sessions would be the
+    master's), a connection limit and an expiry. With master-owned objects to hand over, the
+    membership in the master role also made `GRANT <role> TO CURRENT_USER` circular."""
+    local, _ = platform
+    with _throwaway(local, tables=True) as (database, auth):
+        role = database.username
+        with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+            cursor.execute(f"CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 5 "
+                           "VALID UNTIL '2000-01-01'")  # fmt: skip
+            cursor.execute(f'GRANT "{DB_USER}", pg_read_server_files TO "{role}"')
+            cursor.execute(f"ALTER ROLE \"{role}\" SET role = '{DB_USER}'")
+            cursor.execute(f'ALTER ROLE "{role}" IN DATABASE "{database.name}" SET work_mem = 64')
+        done = database_role.keep_in_step(database, auth)
+        assert f"revoked {DB_USER}, pg_read_server_files from role {role}" in done, done
+        assert f"reset the settings of role {role}" in done
+        assert f"{database.name}: handed 2 objects over to {role}" in done
+        with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT rolconnlimit, rolvaliduntil = 'infinity', rolconfig,"
+                " (SELECT count(*) FROM pg_auth_members WHERE member = r.oid),"
+                " (SELECT count(*) FROM pg_db_role_setting WHERE setrole = r.oid)"
+                " FROM pg_roles r WHERE rolname = %s",
+                (role,),
+            )
+            assert cursor.fetchone() == (-1, True, None, 0, 0)
+        with _login(database) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT current_user, current_setting('work_mem')")
+            assert cursor.fetchone() == (role, "4MB")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cursor.execute("SET ROLE pg_read_server_files")
+            cursor.execute("RESET ROLE")
+            cursor.execute("SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'f{0}'")
+            assert cursor.fetchone() == (role,)
+
+
+def test_what_the_master_user_cannot_take_away_stops_set_up_naming_it(platform):
+    """Membership in a superuser role, and a setting only a superuser may make: PostgreSQL lets
+    only a superuser revoke or reset those."""
+    local, _ = platform
+    with _throwaway(local, tables=False) as (database, auth):
+        role = database.username
+        with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+            cursor.execute(f'CREATE ROLE "{role}" LOGIN')
+            cursor.execute(f'GRANT postgres TO "{role}"')
+        with pytest.raises(database_role.RoleSetupError) as refused:
+            database_role.keep_in_step(database, auth)
+        assert str(refused.value) == (
+            f"database role {role} is a member of postgres, which the master user cannot revoke:"
+            " the server's role must be a member of no role; revoke them (as a superuser or"
+            " their grantor) or drop the role"
+        )
+        with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+            cursor.execute(f'REVOKE postgres FROM "{role}"')
+            cursor.execute(f"ALTER ROLE \"{role}\" SET log_statement = 'none'")
+        with pytest.raises(database_role.RoleSetupError) as refused:
+            database_role.keep_in_step(database, auth)
+        assert str(refused.value) == (
+            f"database role {role} has settings the master user cannot reset: log_statement=none"
+            " (everywhere); reset them (as a superuser) or drop the role"
+        )
+        # Any other database error is a RoleSetupError saying at which step, not a traceback.
+        with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+            cursor.execute(f'ALTER ROLE "{role}" RESET ALL')
+            cursor.execute(f'CREATE DATABASE "{auth}"')  # not the master's, closed to PUBLIC
+            cursor.execute(f'REVOKE CONNECT ON DATABASE "{auth}" FROM PUBLIC')
+        with pytest.raises(database_role.RoleSetupError) as refused:
+            database_role.keep_in_step(database, auth)
+        message = str(refused.value)
+        assert message.startswith(
+            f"setting up database role {role} as {DB_USER} failed (granting on database {auth}):"
+        ), message
+        assert f'permission denied for database "{auth}"' in message
+
+
+def test_only_the_role_and_the_master_may_connect_to_its_databases(platform):
+    """PUBLIC's default CONNECT and TEMPORARY are revoked on the role's two databases, and on
+    `postgres` when the master user owns it (locally a superuser owns it: here it is handed to
+    the master for the test, then given back as it was)."""
+    local, _ = platform
+    with _throwaway(local, tables=False) as (database, auth):
+        other = names.Database(**{**database.__dict__, "username": f"{database.username}_other"})
+        with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE postgres OWNER TO "{DB_USER}"')
+            cursor.execute(f"CREATE ROLE \"{other.username}\" LOGIN PASSWORD "
+                           f"'{database.password}'")  # fmt: skip
+        try:
+            done = database_role.keep_in_step(database, auth)
+            assert "revoked PUBLIC's CONNECT and TEMPORARY on database postgres" in done, done
+            for name in (database.name, auth):
+                with _login(database, name) as connection, connection.cursor() as cursor:
+                    cursor.execute("CREATE TEMPORARY TABLE staged (id int)")
+                master = psycopg2.connect(**database.connect_args(name, master=True))
+                master.close()
+                with pytest.raises(psycopg2.OperationalError, match="permission denied"):
+                    psycopg2.connect(**other.connect_args(name)).close()
+            with pytest.raises(psycopg2.OperationalError, match="permission denied"):
+                psycopg2.connect(**database.connect_args("postgres")).close()
+        finally:
+            with contextlib.closing(local.superuser()) as admin, admin.cursor() as cursor:
+                cursor.execute("GRANT CONNECT, TEMPORARY ON DATABASE postgres TO PUBLIC")
+                cursor.execute(f'REVOKE ALL ON DATABASE postgres FROM "{DB_USER}"')
+                cursor.execute("ALTER DATABASE postgres OWNER TO postgres")
+                cursor.execute(f'DROP ROLE IF EXISTS "{other.username}"')

@@ -8,9 +8,15 @@ role exists and is in step from an earlier start, so this setup is skipped with 
 
 What the role may do, and why that is enough for MLflow:
 - LOGIN, and no other attribute (not a superuser, cannot create databases or roles, replicate or
-  bypass row security); it is a member of no role.
-- CONNECT and TEMPORARY on the tracking and auth databases: the bulk metric store stages rows
-  in a temporary table.
+  bypass row security), no connection limit or expiry, no role settings; it is a member of no
+  role. A role of that name that already exists is brought to this: its memberships are revoked
+  and its settings reset (`SET role = ...` in them would make its sessions another role's), or
+  set-up stops saying what the master user could not take away.
+- CONNECT and TEMPORARY on the tracking and auth databases, which PUBLIC no longer has there
+  (the master user keeps them as the owner): the bulk metric store stages rows in a temporary
+  table. PUBLIC's CONNECT and TEMPORARY on the `postgres` database are revoked too when the
+  master user owns it; otherwise (another owner) the role may still connect there and make
+  temporary tables, though no MLflow data is kept there.
 - USAGE and CREATE on their `public` schemas: MLflow's migrations create tables and indexes.
 - It owns MLflow's tables: its migrations alter them, which only an owner may. Migrations run
   as this role, so what they create is its own; tables that an earlier version of the platform
@@ -34,7 +40,7 @@ from tracking_server.settings import Database
 
 # What the master user may set (PostgreSQL lets only a superuser name SUPERUSER, REPLICATION
 # or BYPASSRLS in ALTER ROLE); a role that has any of those is refused instead.
-ATTRIBUTES = "LOGIN NOCREATEDB NOCREATEROLE NOINHERIT"
+ATTRIBUTES = "LOGIN NOCREATEDB NOCREATEROLE NOINHERIT CONNECTION LIMIT -1 VALID UNTIL 'infinity'"
 FORBIDDEN = ("rolsuper", "rolreplication", "rolbypassrls")
 SCHEMA = "public"
 # Relations in the schema that the master user owns, as `ALTER <kind>` names them. Sequences
@@ -60,6 +66,18 @@ SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p
 WHERE n.nspname = %(schema)s AND p.proowner = (SELECT oid FROM pg_roles WHERE rolname = %(master)s)
 ORDER BY 1
 """
+_MEMBERSHIPS = """
+SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s) ORDER BY 1
+"""
+_SETTINGS = """
+SELECT coalesce(d.datname, ''), s.setconfig FROM pg_db_role_setting s
+LEFT JOIN pg_database d ON d.oid = s.setdatabase
+WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = %s) AND s.setconfig IS NOT NULL
+ORDER BY 1
+"""
+# The maintenance database, which every cluster has; PUBLIC may connect to it by default.
+MAINTENANCE_DATABASE = "postgres"
 
 
 class RoleSetupError(Exception):
@@ -76,42 +94,145 @@ def keep_in_step(database: Database, auth_database: str) -> list[str]:
     """Create or update the role, its grants and the auth database; returns what was done."""
     role = database.username
     assert role and database.master_username and database.password
-    done: list[str] = []
-    with closing(connect(database, master=True)) as master, master.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(FORBIDDEN)} FROM pg_roles WHERE rolname = %s", (role,))
-        found = cursor.fetchone()
-        exists = found is not None
-        if found and any(found):
-            granted = [name for name, value in zip(FORBIDDEN, found, strict=True) if value]
+    with closing(connect(database, master=True)) as master:
+        step = "checking the role"
+        try:
+            with master.cursor() as cursor:
+                done = _keep_role_in_step(cursor, database, auth_database, master)
+            for name in (database.name, auth_database):
+                assert name
+                step = f"granting on database {name}"
+                with closing(connect(database, name, master=True)) as on_database:
+                    done += _grant(on_database, name, role, database.master_username)
+            step = f"revoking PUBLIC's access to database {MAINTENANCE_DATABASE}"
+            with master.cursor() as cursor:
+                done += _close_maintenance_database(cursor, database.master_username)
+        except psycopg2.Error as error:
+            reason = (error.pgerror or str(error)).strip().splitlines()[0]
             raise RoleSetupError(
-                f"database role {role} has {', '.join(granted)}: the server's role must have "
-                "none of these; remove them (as a superuser) or drop the role"
-            )
-        verifier = encrypt_password(database.password, role, master, "scram-sha-256")
-        statement = "ALTER ROLE {} WITH " if exists else "CREATE ROLE {} WITH "
-        cursor.execute(
-            sql.SQL(statement + ATTRIBUTES + " PASSWORD %s").format(sql.Identifier(role)),
-            (verifier,),
-        )
-        done.append(f"{'updated' if exists else 'created'} role {role}")
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (auth_database,))
-        if cursor.fetchone() is None:
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(auth_database)))
-            done.append(f"created database {auth_database}")
-    for name in (database.name, auth_database):
-        assert name
-        with closing(connect(database, name, master=True)) as master:
-            done += _grant(master, name, role, database.master_username)
+                f"setting up database role {role} as {database.master_username} failed "
+                f"({step}): {reason}"
+            ) from None
     return done
+
+
+def _keep_role_in_step(
+    cursor: psycopg2.extensions.cursor, database: Database, auth_database: str, master: Connection
+) -> list[str]:
+    role = database.username
+    assert role and database.password
+    role_id = sql.Identifier(role)
+    done: list[str] = []
+    cursor.execute(f"SELECT {', '.join(FORBIDDEN)} FROM pg_roles WHERE rolname = %s", (role,))
+    found = cursor.fetchone()
+    exists = found is not None
+    if found and any(found):
+        granted = [name for name, value in zip(FORBIDDEN, found, strict=True) if value]
+        raise RoleSetupError(
+            f"database role {role} has {', '.join(granted)}: the server's role must have "
+            "none of these; remove them (as a superuser) or drop the role"
+        )
+    if exists:
+        done += _strip(cursor, role)
+    verifier = encrypt_password(database.password, role, master, "scram-sha-256")
+    statement = "ALTER ROLE {} WITH " if exists else "CREATE ROLE {} WITH "
+    cursor.execute(sql.SQL(statement + ATTRIBUTES + " PASSWORD %s").format(role_id), (verifier,))
+    done.append(f"{'updated' if exists else 'created'} role {role}")
+    cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (auth_database,))
+    if cursor.fetchone() is None:
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(auth_database)))
+        done.append(f"created database {auth_database}")
+    return done
+
+
+def _strip(cursor: psycopg2.extensions.cursor, role: str) -> list[str]:
+    """Take from an existing role what the server's role must not have: memberships (another
+    role's privileges) and settings (`SET role = ...` would make its sessions another role's)."""
+    role_id = sql.Identifier(role)
+    done: list[str] = []
+    cursor.execute(_MEMBERSHIPS, (role,))
+    memberships = [name for (name,) in cursor.fetchall()]
+    kept: list[str] = []
+    for name in memberships:
+        try:
+            cursor.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(name), role_id))
+        except psycopg2.Error:
+            kept.append(name)
+    cursor.execute(_MEMBERSHIPS, (role,))
+    kept = sorted(set(kept) | {name for (name,) in cursor.fetchall()})
+    if kept:
+        raise RoleSetupError(
+            f"database role {role} is a member of {', '.join(kept)}, which the master user "
+            "cannot revoke: the server's role must be a member of no role; revoke them (as a "
+            "superuser or their grantor) or drop the role"
+        )
+    if memberships:
+        done.append(f"revoked {', '.join(memberships)} from role {role}")
+    cursor.execute(_SETTINGS, (role,))
+    settings = cursor.fetchall()
+    for database_name, _ in settings:
+        if database_name:
+            cursor.execute(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(
+                    role_id, sql.Identifier(database_name)
+                )
+            )
+        else:
+            cursor.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(role_id))
+    cursor.execute(_SETTINGS, (role,))
+    left = cursor.fetchall()
+    if left:
+        described = "; ".join(
+            f"{', '.join(config)} ({f'in database {name}' if name else 'everywhere'})"
+            for name, config in left
+        )
+        raise RoleSetupError(
+            f"database role {role} has settings the master user cannot reset: {described}; "
+            "reset them (as a superuser) or drop the role"
+        )
+    if settings:
+        done.append(f"reset the settings of role {role}")
+    return done
+
+
+def _close_maintenance_database(cursor: psycopg2.extensions.cursor, master_user: str) -> list[str]:
+    """PUBLIC may connect to every database by default: the maintenance one too, where the
+    master user owns it (otherwise it may not revoke there)."""
+    cursor.execute(
+        "SELECT pg_get_userbyid(datdba) = %s, has_database_privilege('public', oid, 'CONNECT')"
+        " OR has_database_privilege('public', oid, 'TEMPORARY')"
+        " FROM pg_database WHERE datname = %s",
+        (master_user, MAINTENANCE_DATABASE),
+    )
+    found = cursor.fetchone()
+    if found is None or not found[1]:
+        return []
+    if not found[0]:
+        return [
+            f"left PUBLIC's CONNECT on database {MAINTENANCE_DATABASE}: {master_user} does not "
+            "own it"
+        ]
+    cursor.execute(
+        sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+            sql.Identifier(MAINTENANCE_DATABASE)
+        )
+    )
+    return [f"revoked PUBLIC's CONNECT and TEMPORARY on database {MAINTENANCE_DATABASE}"]
 
 
 def _grant(master: Connection, name: str, role: str, master_user: str) -> list[str]:
     done: list[str] = []
     with master.cursor() as cursor:
         role_id = sql.Identifier(role)
+        database_id = sql.Identifier(name)
+        # PUBLIC's default CONNECT and TEMPORARY would let any role in; the master user keeps
+        # them (the owner's, and granted in case it is not the owner).
         cursor.execute(
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(name), role_id
+            sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(database_id)
+        )
+        cursor.execute(
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}, CURRENT_USER").format(
+                database_id, role_id
             )
         )
         cursor.execute(
@@ -143,7 +264,12 @@ def _grant(master: Connection, name: str, role: str, master_user: str) -> list[s
                 ).format(sql.Identifier(SCHEMA), sql.Identifier(type_name), role_id)
             )
         for signature in functions:  # regprocedure's text: schema-qualified, quoted as needed
-            cursor.execute(sql.SQL("ALTER FUNCTION " + signature + " OWNER TO {}").format(role_id))
+            # Composed, not formatted: a name may hold braces, which format() would parse.
+            cursor.execute(
+                sql.Composed(
+                    [sql.SQL("ALTER FUNCTION "), sql.SQL(signature), sql.SQL(" OWNER TO "), role_id]
+                )
+            )
         count = len(relations) + len(types) + len(functions)
         done.append(f"{name}: handed {count} objects over to {role}")
     return done
