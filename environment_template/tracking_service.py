@@ -18,6 +18,11 @@ from mlflow_platform.image import tag as image
 from tracking_server import settings
 
 CONTAINER_NAME = "tracking-server"
+# The init container: the same image with the entrypoint's set-up command. It alone receives the
+# master user's secret, sets the server's database role up and exits; the server container
+# starts only once it exited 0 (dependsOn, condition SUCCESS).
+SETUP_CONTAINER_NAME = "database-setup"
+SETUP_COMMAND = [settings.SETUP_DATABASE]
 # The Dockerfile's user (and group); set here too so the task definition says it, whatever the
 # image declares.
 CONTAINER_USER = "10001:10001"
@@ -77,41 +82,65 @@ class TrackingService(Construct):
         )
         image_uri = self._image_uri(props.image_uri)
         self._grant_image_pull(image_uri)
-        self.container = container = self.task_definition.add_container(
-            "Server",
-            container_name=CONTAINER_NAME,
-            image=ecs.ContainerImage.from_registry(image_uri),
-            essential=True,
+        logging = ecs.LogDriver.aws_logs(
+            stream_prefix="mlflow",
+            log_group=logs.LogGroup.from_log_group_name(self, "LogGroup", self.log_group.ref),
+        )
+        server_image = ecs.ContainerImage.from_registry(image_uri)
+        database_environment = {
+            settings.DB_HOST: props.database_host,
+            settings.DB_PORT: str(props.database_port),
+            settings.DB_NAME: props.database_name,
+            # Anything that writes to a temporary or home directory writes to the volume.
+            "TMPDIR": SCRATCH_PATH,
+            "HOME": SCRATCH_PATH,
+        }
+        server_role_secrets = {
+            settings.DB_USERNAME: ecs.Secret.from_secrets_manager(
+                props.database_secret, "username"
+            ),
+            settings.DB_PASSWORD: ecs.Secret.from_secrets_manager(
+                props.database_secret, "password"
+            ),
+        }
+        # Non-essential: it exits when done; an exit other than 0 keeps the server from
+        # starting, so the task stops and the service starts another.
+        self.setup_container = self.task_definition.add_container(
+            "DatabaseSetup",
+            container_name=SETUP_CONTAINER_NAME,
+            image=server_image,
+            command=SETUP_COMMAND,
+            essential=False,
             readonly_root_filesystem=True,
             user=CONTAINER_USER,
-            port_mappings=[ecs.PortMapping(container_port=settings.PORT)],
-            logging=ecs.LogDriver.aws_logs(
-                stream_prefix="mlflow",
-                log_group=logs.LogGroup.from_log_group_name(self, "LogGroup", self.log_group.ref),
-            ),
-            environment={
-                settings.AUTH_MODE: props.auth_mode,
-                settings.DB_HOST: props.database_host,
-                settings.DB_PORT: str(props.database_port),
-                settings.DB_NAME: props.database_name,
-                settings.ARTIFACTS_DESTINATION: props.artifacts_destination,
-                # Anything that writes to a temporary or home directory writes to the volume.
-                "TMPDIR": SCRATCH_PATH,
-                "HOME": SCRATCH_PATH,
-            },
+            logging=logging,
+            environment=database_environment,
             secrets={
-                settings.DB_USERNAME: ecs.Secret.from_secrets_manager(
-                    props.database_secret, "username"
-                ),
-                settings.DB_PASSWORD: ecs.Secret.from_secrets_manager(
-                    props.database_secret, "password"
-                ),
+                **server_role_secrets,
                 settings.DB_MASTER_USERNAME: ecs.Secret.from_secrets_manager(
                     props.database_master_secret, "username"
                 ),
                 settings.DB_MASTER_PASSWORD: ecs.Secret.from_secrets_manager(
                     props.database_master_secret, "password"
                 ),
+            },
+        )
+        self.container = container = self.task_definition.add_container(
+            "Server",
+            container_name=CONTAINER_NAME,
+            image=server_image,
+            essential=True,
+            readonly_root_filesystem=True,
+            user=CONTAINER_USER,
+            port_mappings=[ecs.PortMapping(container_port=settings.PORT)],
+            logging=logging,
+            environment={
+                settings.AUTH_MODE: props.auth_mode,
+                **database_environment,
+                settings.ARTIFACTS_DESTINATION: props.artifacts_destination,
+            },
+            secrets={
+                **server_role_secrets,
                 settings.ADMIN_USERNAME: ecs.Secret.from_secrets_manager(
                     props.admin_secret, "username"
                 ),
@@ -128,15 +157,21 @@ class TrackingService(Construct):
                 start_period=cdk.Duration.seconds(120),
             ),
         )
+        container.add_container_dependencies(
+            ecs.ContainerDependency(
+                container=self.setup_container, condition=ecs.ContainerDependencyCondition.SUCCESS
+            )
+        )
         self.container = container
         # A bind mount with no host: Fargate task storage, removed with the task (Amazon ECS
         # Developer Guide, "Use bind mounts with Amazon ECS").
         self.task_definition.add_volume(name=SCRATCH_VOLUME)
-        container.add_mount_points(
-            ecs.MountPoint(
-                container_path=SCRATCH_PATH, source_volume=SCRATCH_VOLUME, read_only=False
+        for each in (self.setup_container, container):
+            each.add_mount_points(
+                ecs.MountPoint(
+                    container_path=SCRATCH_PATH, source_volume=SCRATCH_VOLUME, read_only=False
+                )
             )
-        )
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",

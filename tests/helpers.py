@@ -36,3 +36,10 @@ def create_mlflow_user(details: dict, username: str, password: str) -> None:
         timeout=30,
     )
     assert response.status_code == 200, response.text
+
+
+def task_container(template: dict, name: str = "tracking-server") -> dict:
+    """One container of the tracking task by name: the server (default) or its init container."""
+    _, task = one_of_type(template, "AWS::ECS::TaskDefinition")
+    [container] = [c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == name]
+    return container

@@ -25,7 +25,7 @@ import urllib.parse
 import pytest
 import requests
 from cfn_eval import Evaluator
-from helpers import one_of_type
+from helpers import one_of_type, task_container
 
 from mlflow_platform import contract
 from mlflow_platform.building import render
@@ -45,8 +45,7 @@ DNS_NAME = {"Fn::GetAtt": [LOAD_BALANCER, "DNSName"]}
 
 
 def _container_environment(environment: dict) -> dict[str, object]:
-    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
-    (container,) = task["Properties"]["ContainerDefinitions"]
+    container = task_container(environment)
     return {e["Name"]: e["Value"] for e in container["Environment"]}
 
 

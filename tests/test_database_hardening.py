@@ -4,6 +4,7 @@ verifies the database against."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 from cfn_eval import Evaluator
 from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
 from cryptography import x509
-from helpers import of_type, one_of_type
+from helpers import of_type, one_of_type, task_container
 
 from environment_template import inputs
+from environment_template.tracking_service import CONTAINER_NAME, SETUP_CONTAINER_NAME
 from mlflow_platform.building import verify
 from tracking_server import settings as names
 
@@ -56,25 +58,69 @@ def test_the_server_has_its_own_generated_retained_secret(environment):
     assert secret["DeletionPolicy"] == secret["UpdateReplacePolicy"] == "Retain"
 
 
-def test_the_task_gets_the_servers_secret_and_the_master_secret_for_setup_only(environment):
-    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
-    [container] = task["Properties"]["ContainerDefinitions"]
-    secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+def _secrets(container: dict) -> dict:
+    return {s["Name"]: s["ValueFrom"] for s in container.get("Secrets", [])}
+
+
+def test_only_the_init_container_gets_the_master_secret_and_both_the_servers(environment):
+    """The master password sits in no running container's configured environment: a health
+    check or code run in MLflow (same uid, /proc/<pid>/environ) finds none of it."""
+    server = task_container(environment, CONTAINER_NAME)
+    setup = task_container(environment, SETUP_CONTAINER_NAME)
     [server_secret] = [
         n for n in of_type(environment, "AWS::SecretsManager::Secret") if "ServerRole" in n
     ]
     [cluster] = of_type(environment, "AWS::RDS::DBCluster")
-    for setting, key in ((names.DB_USERNAME, "username"), (names.DB_PASSWORD, "password")):
-        assert secrets[setting] == {"Fn::Join": ["", [{"Ref": server_secret}, f":{key}::"]]}
-    for setting, key in (
-        (names.DB_MASTER_USERNAME, "username"),
-        (names.DB_MASTER_PASSWORD, "password"),
-    ):
-        assert secrets[setting] == {
+    for container in (server, setup):
+        secrets = _secrets(container)
+        for setting, key in ((names.DB_USERNAME, "username"), (names.DB_PASSWORD, "password")):
+            assert secrets[setting] == {"Fn::Join": ["", [{"Ref": server_secret}, f":{key}::"]]}
+        plain = {e["Name"] for e in container.get("Environment", [])}
+        assert not plain & set(names.SECRETS)
+    master = {names.DB_MASTER_USERNAME, names.DB_MASTER_PASSWORD}
+    assert not master & set(_secrets(server))
+    assert "MasterUserSecret" not in json.dumps(server)
+    for setting, key in ((names.DB_MASTER_USERNAME, "username"),
+                         (names.DB_MASTER_PASSWORD, "password")):  # fmt: skip
+        assert _secrets(setup)[setting] == {
             "Fn::Join": ["", [{"Fn::GetAtt": [cluster, "MasterUserSecret.SecretArn"]}, f":{key}::"]]
         }
-    plain = {e["Name"] for e in container.get("Environment", [])}
-    assert not plain & set(names.SECRETS)
+    # Nothing of the server's own: no admin, no session key, no artifact store.
+    assert set(_secrets(setup)) == {names.DB_USERNAME, names.DB_PASSWORD, *master}
+
+
+def test_the_server_starts_only_after_the_init_container_exited_0(environment):
+    """Amazon ECS Developer Guide, "Task definition parameters" (Container definitions:
+    `dependsOn`, `essential`) and "Container dependency": with condition SUCCESS the dependent
+    container starts only once the named container ran to completion and exited 0; a container
+    marked not essential may stop without stopping the task. An init container that fails keeps
+    the server from starting, and the task stops."""
+    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
+    names_in_order = [c["Name"] for c in task["Properties"]["ContainerDefinitions"]]
+    assert sorted(names_in_order) == sorted([CONTAINER_NAME, SETUP_CONTAINER_NAME])
+    server = task_container(environment, CONTAINER_NAME)
+    setup = task_container(environment, SETUP_CONTAINER_NAME)
+    assert server["DependsOn"] == [{"ContainerName": SETUP_CONTAINER_NAME, "Condition": "SUCCESS"}]
+    assert server["Essential"] is True and setup["Essential"] is False
+    assert "DependsOn" not in setup
+    # The image's ENTRYPOINT runs the entrypoint; the command picks the set-up.
+    assert setup["Command"] == [names.SETUP_DATABASE]
+    assert "Command" not in server
+    assert setup["Image"] == server["Image"]
+
+
+def test_the_init_container_is_locked_down_as_the_server(environment):
+    server = task_container(environment, CONTAINER_NAME)
+    setup = task_container(environment, SETUP_CONTAINER_NAME)
+    assert setup["ReadonlyRootFilesystem"] is True
+    assert setup["User"] == server["User"] == "10001:10001"
+    assert setup["LogConfiguration"] == server["LogConfiguration"]
+    assert setup["MountPoints"] == server["MountPoints"]
+    assert "PortMappings" not in setup and "HealthCheck" not in setup
+    plain = {e["Name"]: e["Value"] for e in setup["Environment"]}
+    server_plain = {e["Name"]: e["Value"] for e in server["Environment"]}
+    for name in (names.DB_HOST, names.DB_PORT, names.DB_NAME, "TMPDIR", "HOME"):
+        assert plain[name] == server_plain[name], name
 
 
 def _writer(environment: dict) -> dict:

@@ -69,24 +69,30 @@ def test_container_secrets_come_from_secrets_manager(template):
     template.has_resource_properties(
         "AWS::ECS::TaskDefinition",
         {
-            "ContainerDefinitions": [
-                Match.object_like(
-                    {
-                        "Secrets": Match.array_with(
-                            [
-                                {
-                                    "Name": "MLFLOW_PLATFORM_DB_PASSWORD",
-                                    "ValueFrom": Match.any_value(),
-                                }
-                            ]
-                        ),
-                        "Environment": Match.not_(
-                            Match.array_with(
-                                [Match.object_like({"Name": Match.string_like_regexp("PASSWORD")})]
-                            )
-                        ),
-                    }
-                )
-            ]
+            "ContainerDefinitions": Match.array_with(
+                [  # the server and its init container
+                    Match.object_like(
+                        {
+                            "Secrets": Match.array_with(
+                                [
+                                    {
+                                        "Name": "MLFLOW_PLATFORM_DB_PASSWORD",
+                                        "ValueFrom": Match.any_value(),
+                                    }
+                                ]
+                            ),
+                            "Environment": Match.not_(
+                                Match.array_with(
+                                    [
+                                        Match.object_like(
+                                            {"Name": Match.string_like_regexp("PASSWORD")}
+                                        )
+                                    ]
+                                )
+                            ),
+                        }
+                    )
+                ]
+            )
         },
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from function_harness import Stack, invoke
-from helpers import one_of_type
+from helpers import one_of_type, task_container
 
 from mlflow_platform.local.platform import LocalPlatform
 from tracking_server import settings
@@ -191,8 +191,7 @@ def test_the_team_api_sets_the_caller_header_on_every_request(service, environme
     _, integration = one_of_type(service, "AWS::ApiGatewayV2::Integration")
     mappings = integration["Properties"]["RequestParameters"]
     assert mappings[f"overwrite:header.{settings.CALLER_HEADER}"] == "$context.identity.userArn"
-    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
-    (container,) = task["Properties"]["ContainerDefinitions"]
+    container = task_container(environment)
     names = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert names[settings.ADMIN_PRINCIPALS] == {"Ref": "AdminPrincipals"}
 

@@ -284,3 +284,15 @@ def test_the_container_runs_as_its_task_does_with_no_secret_on_the_command_line(
         image_engine.RunOptions(engine="docker", reference="r:1", name="n", environment={})
     )
     assert "--read-only-tmpfs=false" not in docker and "--user" not in docker
+
+
+def test_an_init_container_runs_the_image_with_its_command_after_the_image():
+    """The task definition's Command is passed to the image's ENTRYPOINT (Amazon ECS Developer
+    Guide, "Task definition parameters": command), so it follows the image reference."""
+    options = image_engine.RunOptions(
+        engine="podman", reference="r:1", name="n", environment={},
+        command=("setup-database",), read_only_files=(("/host/ca.pem", "/etc/ca.pem"),),
+    )  # fmt: skip
+    command = image_engine.run_command(options)
+    assert command[-2:] == ["r:1", "setup-database"]
+    assert command[command.index("--volume") + 1] == "/host/ca.pem:/etc/ca.pem:ro"

@@ -31,11 +31,16 @@ import subprocess
 import time
 
 import boto3
+import helpers
 import pytest
 import requests
 import sqlalchemy
-from helpers import one_of_type
 
+from environment_template.tracking_service import (
+    CONTAINER_NAME,
+    SCRATCH_PATH,
+    SETUP_CONTAINER_NAME,
+)
 from mlflow_platform.image import engine as image_engine
 from mlflow_platform.local.platform import ADMIN, BUCKET, LOAD_BALANCER_DNS_NAME, REGION
 from tracking_server import settings as names
@@ -96,9 +101,13 @@ def built(engine) -> str:
 
 @pytest.fixture(scope="module")
 def task_container(environment) -> dict:
-    _, task = one_of_type(environment, "AWS::ECS::TaskDefinition")
-    [container] = task["Properties"]["ContainerDefinitions"]
-    return container
+    return helpers.task_container(environment, CONTAINER_NAME)
+
+
+@pytest.fixture(scope="module")
+def setup_container(environment) -> dict:
+    """The init container: run first, to exit 0, before the server starts (its dependsOn)."""
+    return helpers.task_container(environment, SETUP_CONTAINER_NAME)
 
 
 def _free_port() -> int:
@@ -123,8 +132,9 @@ class Running:
 
 
 def _database(platform_details, name: str) -> sqlalchemy.engine.URL:
+    """A fresh database of the master user's, as RDS's cluster holds the platform's."""
     local, _ = platform_details
-    url = sqlalchemy.engine.make_url(local.database_uri())
+    url = sqlalchemy.engine.make_url(local.database().uri(master=True))
     engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         for database in (name, f"{name}_auth"):
@@ -134,12 +144,38 @@ def _database(platform_details, name: str) -> sqlalchemy.engine.URL:
     return url
 
 
+# The local PostgreSQL's certificate is from the local platform's CA, not AWS's: mounted and
+# named in place of the image's RDS bundle (the task definition passes no CA setting).
+LOCAL_CA = "/etc/ssl/certs/mlflow-platform-local-ca.pem"
+
+
+def _run_setup(engine, built, setup_container, values: dict[str, str], stand_ins: dict,
+               ca: tuple[tuple[str, str], ...], mode: str) -> None:  # fmt: skip
+    """The init container as ECS runs it: its own settings and command, to exit 0."""
+    environment = image_engine.task_environment(setup_container, values) | stand_ins
+    name = f"mlflow-setup-{mode}-{time.time_ns() % 10**8}"
+    options = image_engine.RunOptions(
+        engine=engine, reference=built, name=name, environment=environment,
+        user=setup_container.get("User"), command=tuple(setup_container["Command"]),
+        read_only_files=ca,
+    )  # fmt: skip
+    image_engine.start(options)
+    try:
+        code = image_engine.wait(engine, name)
+        log = image_engine.logs(engine, name)
+    finally:
+        image_engine.remove(engine, name)
+    assert code == 0, log[-3000:]
+    assert f"role {names.SERVER_DB_ROLE}" in log and "database set up" in log, log[-3000:]
+
+
 @contextlib.contextmanager
-def _container(engine, built, task_container, platform, mode: str):
-    _, details = platform
+def _container(engine, built, task_container, setup_container, platform, mode: str):
+    local, details = platform
     database = f"image_{mode}"
     url = _database(platform, database)
     admin_password = secrets.token_urlsafe(18)
+    credentials = local._credentials()
     values = {
         names.AUTH_MODE: mode,
         names.DB_HOST: "127.0.0.1",
@@ -151,20 +187,34 @@ def _container(engine, built, task_container, platform, mode: str):
             url_suffix="amazonaws.com",
         ),
         names.ADMIN_PRINCIPALS: ADMIN_ROLE if mode == "iam" else "",
-        names.DB_USERNAME: url.username,
-        names.DB_PASSWORD: url.password,
+        # The local platform's server role: one per PostgreSQL cluster, as in the cloud.
+        names.DB_USERNAME: names.SERVER_DB_ROLE,
+        names.DB_PASSWORD: credentials.server_db_password,
         names.ADMIN_USERNAME: ADMIN,
         names.ADMIN_PASSWORD: admin_password,
         names.SECRET_KEY: secrets.token_urlsafe(48),
+        "TMPDIR": SCRATCH_PATH,
+        "HOME": SCRATCH_PATH,
     }  # fmt: skip
+    master = {names.DB_MASTER_USERNAME: url.username, names.DB_MASTER_PASSWORD: url.password}
+    ca = ((str(local.ca_file), LOCAL_CA),)
+    setup_values = {k: v for k, v in (values | master).items()
+                    if k in {e["Name"] for e in setup_container.get("Environment", [])}
+                    | {e["Name"] for e in setup_container.get("Secrets", [])}}  # fmt: skip
+    _run_setup(engine, built, setup_container, setup_values, {names.DB_SSL_ROOT_CERT: LOCAL_CA},
+               ca, mode)  # fmt: skip
+    # The server: every value above, and no master user (task_environment refuses a value
+    # the task definition does not pass).
     environment = image_engine.task_environment(task_container, values)
+    assert not set(master) & set(environment)
     port = _free_port()
     # Stand-ins for what differs on this machine: the host's network, so loopback and a free
     # port rather than all interfaces of the task's own network interface on 5000; the S3
-    # endpoint and keys instead of the task role.
+    # endpoint and keys instead of the task role; the local CA.
     environment |= {
         names.BIND_ADDRESS: "127.0.0.1",
         names.SERVER_PORT: str(port),
+        names.DB_SSL_ROOT_CERT: LOCAL_CA,
         "MLFLOW_S3_ENDPOINT_URL": details["s3_endpoint"],
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
@@ -173,7 +223,7 @@ def _container(engine, built, task_container, platform, mode: str):
     name = f"mlflow-smoke-{mode}-{time.time_ns() % 10**8}"
     options = image_engine.RunOptions(
         engine=engine, reference=built, name=name, environment=environment,
-        user=task_container.get("User"),
+        user=task_container.get("User"), read_only_files=ca,
     )  # fmt: skip
     image_engine.start(options)
     try:
@@ -187,8 +237,10 @@ def _container(engine, built, task_container, platform, mode: str):
 
 
 @pytest.fixture(scope="module", params=["basic", "iam"])
-def server(request, engine, built, task_container, platform):
-    with _container(engine, built, task_container, platform, request.param) as running:
+def server(request, engine, built, task_container, setup_container, platform):
+    with _container(
+        engine, built, task_container, setup_container, platform, request.param
+    ) as running:
         yield running
 
 
@@ -278,8 +330,10 @@ def test_the_caller_header_counts_in_iam_mode_only(server):
         assert (as_admin.status_code, as_stranger.status_code) == (401, 401)
 
 
-def test_it_stops_cleanly_as_ecs_stops_a_task(engine, built, task_container, platform):
-    with _container(engine, built, task_container, platform, "basic") as running:
+def test_it_stops_cleanly_as_ecs_stops_a_task(
+    engine, built, task_container, setup_container, platform
+):
+    with _container(engine, built, task_container, setup_container, platform, "basic") as running:
         started = time.monotonic()
         code = image_engine.stop(engine, running.name, timeout=30)
         took = time.monotonic() - started

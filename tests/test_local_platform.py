@@ -315,3 +315,38 @@ def test_up_refuses_a_port_someone_else_listens_on_and_names_them(tmp_path):
         assert f"pid {os.getpid()}" in str(refused.value)
         assert local.status()["server"]["running"] is False
         assert not (tmp_path / "server.log").exists()  # no server was started
+
+
+def test_the_role_is_set_up_first_and_the_server_never_gets_the_master_user(platform, monkeypatch):
+    """As the task runs it: the set-up alone gets the master user and exits 0, then the server
+    starts without it (in the cloud the container's configured environment, which health checks
+    and /proc/<pid>/environ show, so it must never be there)."""
+    local, _ = platform
+    spawned: list[tuple[list[str], dict[str, str]]] = []
+    spawn = LocalPlatform._spawn
+
+    def recording(self, argv, *, log, env):
+        spawned.append((list(argv), dict(env)))
+        return spawn(self, argv, log=log, env=env)
+
+    local.down(("server",))
+    monkeypatch.setattr(LocalPlatform, "_spawn", recording)
+    try:
+        local.up()
+    finally:
+        monkeypatch.undo()
+    master_password = local._credentials().db_password
+    [(setup_argv, setup_env), (server_argv, server_env)] = spawned
+    assert setup_argv[-2:] == ["tracking_server.entrypoint", names.SETUP_DATABASE]
+    assert server_argv[-1] == "tracking_server.entrypoint"
+    assert setup_env[names.DB_MASTER_PASSWORD] == master_password
+    assert names.DB_MASTER_USERNAME not in server_env
+    assert names.DB_MASTER_PASSWORD not in server_env
+    assert master_password not in "\0".join(server_env.values())
+    assert server_env[names.DB_USERNAME] == names.SERVER_DB_ROLE
+    # Nor is it in any process of the running server.
+    for pid in local._processes("server", local._state()["server"]["pid"]):
+        assert master_password.encode() not in Path(f"/proc/{pid}/environ").read_bytes(), pid
+    log = (local.dir / "server.log").read_text(errors="replace")
+    set_up, started = log.rfind("tracking-server: database set up"), log.rfind("starting mlflow")
+    assert 0 <= set_up < started

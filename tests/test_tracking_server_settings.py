@@ -12,7 +12,7 @@ import sqlalchemy
 
 from tracking_server import settings as names
 from tracking_server.entrypoint import server_command
-from tracking_server.settings import SettingsError, from_environ
+from tracking_server.settings import SettingsError, from_environ, setup_from_environ
 
 RDS_BUNDLE = str(Path(names.__file__).parent / "certs" / "rds-global-bundle.pem")
 GOOD = {
@@ -48,14 +48,14 @@ def test_database_uri_escapes_the_credentials():
     assert url.username == "mlflow_server" and url.host == "db.internal"
     assert url.database == "mlflow"
     assert from_environ(GOOD).database.uri("mlflow_auth").split("?")[0].endswith("/mlflow_auth")
-    master = sqlalchemy.engine.make_url(from_environ(GOOD).database.uri(master=True))
+    master = sqlalchemy.engine.make_url(setup_from_environ(GOOD).uri(master=True))
     assert (master.username, master.password) == ("mlflow", GOOD[names.DB_MASTER_PASSWORD])
 
 
 def test_every_database_connection_verifies_the_servers_certificate():
     """libpq's sslmode=verify-full: TLS, the certificate chains to the given CA and names the
     host ("Protection Provided in Different Modes", PostgreSQL documentation, libpq SSL)."""
-    database = from_environ(GOOD).database
+    database = setup_from_environ(GOOD)
     for uri in (database.uri(), database.uri("mlflow_auth"), database.uri(master=True)):
         query = sqlalchemy.engine.make_url(uri).query
         assert query == {"sslmode": "verify-full", "sslrootcert": RDS_BUNDLE}
@@ -96,9 +96,7 @@ def test_defaults_for_the_optional_settings():
         ({names.ALLOWED_HOSTS: "good.example,bad host"}, "'bad host' is not a host name"),
         ({names.WORKERS: "0"}, f"{names.WORKERS}='0': must be a whole number from 1 to 64"),
         ({names.BIND_ADDRESS: "everywhere"}, "must be an IPv4 address"),
-        ({names.DB_USERNAME: "mlflow"}, "the server's role must not be the master user"),
         ({names.DB_USERNAME: "Server-Role"}, f"{names.DB_USERNAME}='Server-Role': lower-case"),
-        ({names.DB_MASTER_USERNAME: ""}, f"{names.DB_MASTER_USERNAME} is missing"),
         ({names.DB_PASSWORD: "short"}, f"{names.DB_PASSWORD}: at least 12 characters"),
     ],
 )
@@ -106,6 +104,78 @@ def test_malformed_settings_are_refused_by_name_value_and_rule(change, message):
     with pytest.raises(SettingsError) as raised:
         from_environ({**GOOD, **change})
     assert any(message in p for p in raised.value.problems), raised.value.problems
+
+
+SERVER = {k: v for k, v in GOOD.items() if k not in (names.DB_MASTER_USERNAME,
+                                                     names.DB_MASTER_PASSWORD)}  # fmt: skip
+SETUP = {k: GOOD[k] for k in (names.DB_HOST, names.DB_PORT, names.DB_NAME, names.DB_USERNAME,
+                              names.DB_PASSWORD, names.DB_MASTER_USERNAME,
+                              names.DB_MASTER_PASSWORD, names.DB_SSL_ROOT_CERT)}  # fmt: skip
+
+
+def test_the_server_needs_no_master_user_and_never_keeps_one():
+    """The server container gets no master secret (the init container sets the role up)."""
+    database = from_environ(SERVER).database
+    assert database.username == "mlflow_server"
+    assert database.master_username is None and database.master_password is None
+    # Passed anyway (an older task definition): not read, so not kept.
+    assert from_environ(GOOD).database.master_password is None
+
+
+def test_the_setup_needs_the_database_settings_and_the_master_user_only():
+    database = setup_from_environ(SETUP)
+    assert (database.master_username, database.master_password) == (
+        "mlflow",
+        GOOD[names.DB_MASTER_PASSWORD],
+    )
+    assert (database.username, database.password) == ("mlflow_server", GOOD[names.DB_PASSWORD])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({names.DB_MASTER_USERNAME: ""}, f"{names.DB_MASTER_USERNAME} is missing: the master user"),
+        ({names.DB_MASTER_PASSWORD: ""}, f"{names.DB_MASTER_PASSWORD} is missing"),
+        ({names.DB_USERNAME: "mlflow"}, "the server's role must not be the master user"),
+        ({names.DB_PASSWORD: "short"}, f"{names.DB_PASSWORD}: at least 12 characters"),
+    ],
+)
+def test_the_setup_refuses_without_the_master_user_by_name(change, message):
+    with pytest.raises(SettingsError) as raised:
+        setup_from_environ({**SETUP, **change})
+    assert any(message in p for p in raised.value.problems), raised.value.problems
+    assert not any(GOOD[names.DB_MASTER_PASSWORD] in p for p in raised.value.problems)
+
+
+def _entrypoint(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_PLATFORM_")}
+    return subprocess.run(
+        [sys.executable, "-m", "tracking_server.entrypoint", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_setup_command_refuses_to_start_without_the_master_user_with_exit_code_2():
+    master = (names.DB_MASTER_USERNAME, names.DB_MASTER_PASSWORD)
+    server_only = {k: v for k, v in SETUP.items() if k not in master}
+    result = _entrypoint(names.SETUP_DATABASE, env=server_only)
+    assert result.returncode == 2, result.stderr
+    assert "refusing to start" in result.stderr
+    assert f"{names.DB_MASTER_USERNAME} is missing" in result.stderr
+    assert f"{names.DB_MASTER_PASSWORD} is missing" in result.stderr
+    # The set-up does not ask for what only the server needs.
+    assert names.ADMIN_PASSWORD not in result.stderr and names.AUTH_MODE not in result.stderr
+
+
+def test_an_unknown_command_is_refused_naming_the_known_ones():
+    result = _entrypoint("setup", env={})
+    assert result.returncode == 2
+    assert f"unknown command 'setup': none (the server) or {names.SETUP_DATABASE}" in (
+        result.stderr
+    )
 
 
 def test_basic_mode_needs_its_secrets_and_never_echoes_them():

@@ -1,13 +1,21 @@
 """Start the MLflow tracking server as the platform runs it, in the cloud and locally alike.
 
-1. Read and check the settings (`settings.from_environ`); refuse to start, naming each problem.
-2. Wait for the database, then, under a PostgreSQL advisory lock so that tasks starting together
-   take turns: with the master user, create or update the server's own role, its grants and the
-   auth database (database_role.py); then, as that role, create or upgrade the tracking schema,
-   the auth schema and the admin user. Every connection is TLS with the server's certificate
-   verified (sslmode=verify-full).
-3. Replace this process with `mlflow server`. Credentials reach it through the environment and a
-   private config file, never the command line, which any process on the host can read.
+Two commands of one image, two containers of one ECS task:
+
+- `setup-database` (the task's init container, which alone receives the master user's secret):
+  read and check the database settings (`settings.setup_from_environ`), wait for the database,
+  then, under a PostgreSQL advisory lock so that tasks starting together take turns, log in as
+  the master user and create or update the server's own role, its grants and the auth database
+  (database_role.py); exit 0. The master password then lives in no running process: code run in
+  MLflow, the health checks and /proc/<pid>/environ of the server hold none of it.
+- no argument (the server container, started once the init container exited 0): read and check
+  the settings (`settings.from_environ`); refuse to start, naming each problem. Wait for the
+  database, then, under the same lock and as the server's role, create or upgrade the tracking
+  schema, the auth schema and the admin user. Replace this process with `mlflow server`.
+  Credentials reach it through the environment and a private config file, never the command
+  line, which any process on the host can read.
+
+Every connection is TLS with the server's certificate verified (sslmode=verify-full).
 """
 
 from __future__ import annotations
@@ -22,7 +30,13 @@ from pathlib import Path
 
 from tracking_server import app, database_role, identity, store_uri, team_users
 from tracking_server import settings as names
-from tracking_server.settings import Settings, SettingsError, from_environ
+from tracking_server.settings import (
+    Database,
+    Settings,
+    SettingsError,
+    from_environ,
+    setup_from_environ,
+)
 
 DATABASE_WAIT_SECONDS = 300
 _MIGRATION_LOCK = 0x6D6C666C  # "mlfl": one advisory lock id for every task of the platform
@@ -38,15 +52,14 @@ def log(message: str) -> None:
     print(f"tracking-server: {message}", file=sys.stderr, flush=True)
 
 
-def wait_for_database(settings: Settings, timeout: float = DATABASE_WAIT_SECONDS) -> None:
+def wait_for_database(database: Database, timeout: float = DATABASE_WAIT_SECONDS) -> None:
     """Until the database answers, probed as the server's role: a login refused for its
     password (the role does not exist before the first start) is an answer too. A certificate
     that fails verification will not pass later: that stops at once."""
-    if settings.database.sqlite_path:
+    if database.sqlite_path:
         return
     import psycopg2
 
-    database = settings.database
     deadline = time.monotonic() + timeout
     attempt = 0
     while True:
@@ -74,16 +87,29 @@ def wait_for_database(settings: Settings, timeout: float = DATABASE_WAIT_SECONDS
 
 
 @contextmanager
-def migration_lock(settings: Settings) -> Iterator[None]:
-    """Held by the master user's connection when its password is accepted (then the server's
-    role is kept in step under it), otherwise by the server's role."""
-    if settings.database.sqlite_path:
+def advisory_lock(connection) -> Iterator[None]:  # a psycopg2 connection
+    """The one lock every task of the platform takes in turn, set-up and migrations alike."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+    try:
         yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+
+
+def setup_database(database: Database) -> None:
+    """As the master user and under the lock: the server's role kept in step (database_role).
+
+    A master password refused (RDS rotated it after this task read the secret) is no failure
+    while the server's role logs in: an earlier set-up made it, and the server needs nothing
+    more. A new task reads the new secret."""
+    if database.sqlite_path:
+        log("SQLite: no database role to set up")
         return
     import psycopg2
 
-    database = settings.database
-    master = True
+    wait_for_database(database)
     try:
         connection = database_role.connect(database, master=True)
     except psycopg2.OperationalError as error:
@@ -93,27 +119,45 @@ def migration_lock(settings: Settings) -> Iterator[None]:
             f"the master user {database.master_username} was refused (its password rotated "
             "since this task read it?): the server's role is left as an earlier start set it"
         )
-        master = False
         try:
-            connection = database_role.connect(database, master=False)
+            database_role.connect(database, master=False).close()
         except psycopg2.OperationalError as second:
             raise SystemExit(
                 f"tracking-server: neither the master user nor the server's role "
                 f"{database.username} can log in: {str(second).strip().splitlines()[-1]}"
             ) from None
+        return
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
-        if master:
-            try:
-                for done in database_role.keep_in_step(database, database.auth_database):
-                    log(done)
-            except database_role.RoleSetupError as error:
-                raise SystemExit(f"tracking-server: {error}") from None
-        yield
+        with advisory_lock(connection):
+            for done in database_role.keep_in_step(database, database.auth_database):
+                log(done)
+    except database_role.RoleSetupError as error:
+        raise SystemExit(f"tracking-server: {error}") from None
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+        connection.close()
+
+
+@contextmanager
+def migration_lock(settings: Settings) -> Iterator[None]:
+    """Held by the server's role: the init container set it up before this container started."""
+    if settings.database.sqlite_path:
+        yield
+        return
+    import psycopg2
+
+    database = settings.database
+    try:
+        connection = database_role.connect(database, master=False)
+    except psycopg2.OperationalError as error:
+        raise SystemExit(
+            f"tracking-server: the server's role {database.username} cannot log in (the "
+            f"database set-up, `{names.SETUP_DATABASE}`, runs first and makes it): "
+            f"{str(error).strip().splitlines()[-1]}"
+        ) from None
+    try:
+        with advisory_lock(connection):
+            yield
+    finally:
         connection.close()
 
 
@@ -201,21 +245,47 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
     return argv, env
 
 
-def main() -> None:
+def _refuse(error: SettingsError) -> None:
+    log("refusing to start:")
+    for problem in error.problems:
+        print(f"  {problem}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def setup_main() -> None:
+    try:
+        database = setup_from_environ(os.environ)
+    except SettingsError as error:
+        _refuse(error)
+        return
+    setup_database(database)
+    log("database set up")
+
+
+def serve_main() -> None:
     try:
         settings = from_environ(os.environ)
     except SettingsError as error:
-        log("refusing to start:")
-        for problem in error.problems:
-            print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
-    wait_for_database(settings)
+        _refuse(error)
+        return
+    wait_for_database(settings.database)
     config_dir = Path(tempfile.mkdtemp(prefix="mlflow-platform-"))
     with migration_lock(settings):
         migrate_tracking(settings)
         argv, env = server_command(settings, config_dir)
     log(f"starting mlflow server on port {settings.port} ({settings.auth_mode} auth)")
     os.execvpe(argv[0], argv, env)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args == [names.SETUP_DATABASE]:
+        setup_main()
+    elif not args:
+        serve_main()
+    else:
+        log(f"unknown command {' '.join(args)!r}: none (the server) or {names.SETUP_DATABASE}")
+        raise SystemExit(2)
 
 
 if __name__ == "__main__":

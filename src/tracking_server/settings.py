@@ -47,7 +47,9 @@ SERVER_DB_ROLE = "mlflow_server"
 DB_USERNAME = "MLFLOW_PLATFORM_DB_USERNAME"
 DB_PASSWORD = "MLFLOW_PLATFORM_DB_PASSWORD"
 # The database's master user (RDS-managed secret): only to create the server's role and keep
-# it in step (database_role.py), never for MLflow itself.
+# it in step (database_role.py), never for MLflow itself. Only the task's init container, which
+# runs the entrypoint with SETUP_DATABASE and exits, receives it; the server container never.
+SETUP_DATABASE = "setup-database"
 DB_MASTER_USERNAME = "MLFLOW_PLATFORM_DB_MASTER_USERNAME"
 DB_MASTER_PASSWORD = "MLFLOW_PLATFORM_DB_MASTER_PASSWORD"
 ADMIN_USERNAME = "MLFLOW_PLATFORM_ADMIN_USERNAME"
@@ -212,43 +214,62 @@ def _required(env: Mapping[str, str], name: str, problems: list[str], what: str)
     return value
 
 
-def from_environ(env: Mapping[str, str]) -> Settings:
-    problems: list[str] = []
-    auth_mode = env.get(AUTH_MODE, "")
-    if auth_mode not in AUTH_MODES:
-        problems.append(f"{AUTH_MODE}={auth_mode!r}: must be one of {', '.join(AUTH_MODES)}")
-
+def _database(env: Mapping[str, str], problems: list[str], *, master: bool) -> Database:
+    """The server's connection; with `master`, the master user's too (the set-up only)."""
     if env.get(SQLITE_PATH):
-        database = Database(sqlite_path=env[SQLITE_PATH])
-    else:
-        host = _required(env, DB_HOST, problems, "the PostgreSQL host name")
-        port = _int(env, DB_PORT, None, 1, 65535, problems)
-        name = _required(env, DB_NAME, problems, "the PostgreSQL database name")
-        if name and not _DB_NAME.match(name):
-            problems.append(f"{DB_NAME}={name!r}: letters, digits and _, not starting with a digit")
-        username = _required(env, DB_USERNAME, problems, "the server's role (an ECS secret)")
-        if username and not _ROLE.match(username):
-            problems.append(f"{DB_USERNAME}={username!r}: lower-case letters, digits and _")
-        password = _required(env, DB_PASSWORD, problems, "its password (an ECS secret)")
-        if password and len(password) < MIN_PASSWORD:
-            problems.append(f"{DB_PASSWORD}: at least {MIN_PASSWORD} characters")
-        master = _required(env, DB_MASTER_USERNAME, problems, "the master user (an ECS secret)")
-        if master and master == username:
+        return Database(sqlite_path=env[SQLITE_PATH])
+    host = _required(env, DB_HOST, problems, "the PostgreSQL host name")
+    port = _int(env, DB_PORT, None, 1, 65535, problems)
+    name = _required(env, DB_NAME, problems, "the PostgreSQL database name")
+    if name and not _DB_NAME.match(name):
+        problems.append(f"{DB_NAME}={name!r}: letters, digits and _, not starting with a digit")
+    username = _required(env, DB_USERNAME, problems, "the server's role (an ECS secret)")
+    if username and not _ROLE.match(username):
+        problems.append(f"{DB_USERNAME}={username!r}: lower-case letters, digits and _")
+    password = _required(env, DB_PASSWORD, problems, "its password (an ECS secret)")
+    if password and len(password) < MIN_PASSWORD:
+        problems.append(f"{DB_PASSWORD}: at least {MIN_PASSWORD} characters")
+    master_username = master_password = None
+    if master:
+        what = "the master user (an ECS secret of the set-up container only)"
+        master_username = _required(env, DB_MASTER_USERNAME, problems, what)
+        if master_username and master_username == username:
             problems.append(
                 f"{DB_USERNAME}={username!r}: the server's role must not be the master user"
             )
         master_password = _required(
             env, DB_MASTER_PASSWORD, problems, "the master password (an ECS secret)"
         )
-        root_cert = env.get(DB_SSL_ROOT_CERT) or RDS_CA_BUNDLE
-        if not os.access(root_cert, os.R_OK):
-            problems.append(
-                f"{DB_SSL_ROOT_CERT}={root_cert!r}: not a readable file (the CA certificates "
-                "that the database's certificate must chain to)"
-            )
-        database = Database(host=host, port=port, name=name, username=username, password=password,
-                            master_username=master, master_password=master_password,
-                            ssl_root_cert=root_cert)  # fmt: skip
+    root_cert = env.get(DB_SSL_ROOT_CERT) or RDS_CA_BUNDLE
+    if not os.access(root_cert, os.R_OK):
+        problems.append(
+            f"{DB_SSL_ROOT_CERT}={root_cert!r}: not a readable file (the CA certificates "
+            "that the database's certificate must chain to)"
+        )
+    return Database(host=host, port=port, name=name, username=username, password=password,
+                    master_username=master_username, master_password=master_password,
+                    ssl_root_cert=root_cert)  # fmt: skip
+
+
+def setup_from_environ(env: Mapping[str, str]) -> Database:
+    """The database set-up's settings (`entrypoint setup-database`, the task's init container):
+    the server's role and the master user. Nothing else of the server's settings."""
+    problems: list[str] = []
+    database = _database(env, problems, master=True)
+    if problems:
+        raise SettingsError(problems)
+    return database
+
+
+def from_environ(env: Mapping[str, str]) -> Settings:
+    """The server's settings. The master user is not among them: the server never has it (the
+    init container sets the role up), and names of it here are ignored."""
+    problems: list[str] = []
+    auth_mode = env.get(AUTH_MODE, "")
+    if auth_mode not in AUTH_MODES:
+        problems.append(f"{AUTH_MODE}={auth_mode!r}: must be one of {', '.join(AUTH_MODES)}")
+
+    database = _database(env, problems, master=False)
 
     destination = _required(env, ARTIFACTS_DESTINATION, problems, "where artifacts are stored")
     if destination and not (

@@ -128,6 +128,10 @@ class RunOptions:
     user: str | None = None
     """None: the image's own USER."""
     tmp_size_mib: int = 256
+    command: tuple[str, ...] = ()
+    """The task definition's Command: arguments to the image's ENTRYPOINT (none: the server)."""
+    read_only_files: tuple[tuple[str, str], ...] = ()
+    """(host path, container path) pairs mounted read-only: local stand-ins only."""
 
 
 def run_command(options: RunOptions) -> list[str]:
@@ -140,9 +144,11 @@ def run_command(options: RunOptions) -> list[str]:
         command += ["--read-only-tmpfs=false", "--health-interval", "disable"]
     if options.user is not None:
         command += ["--user", options.user]
+    for host, container in options.read_only_files:
+        command += ["--volume", f"{host}:{container}:ro"]
     for name in sorted(options.environment):
         command += ["--env", name]
-    return [*command, options.reference]
+    return [*command, options.reference, *options.command]
 
 
 def start(options: RunOptions) -> str:
@@ -201,6 +207,14 @@ def stop(engine: str, name: str, *, timeout: int = 30) -> int:
     """SIGTERM, SIGKILL after `timeout` seconds as ECS does (stopTimeout); the exit code."""
     run([engine, "stop", "--time", str(timeout), name], what="container stop")
     return int(inspect(engine, "container", name, "{{.State.ExitCode}}").strip())
+
+
+def wait(engine: str, name: str, *, timeout: float = 300) -> int:
+    """Until the container exits (an init container); its exit code."""
+    result = subprocess.run([engine, "wait", name], capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise EngineError(f"container wait failed: {result.stderr.strip()}")
+    return int(result.stdout.strip().splitlines()[-1])
 
 
 def remove(engine: str, name: str) -> None:

@@ -6,7 +6,8 @@ directory, loopback only) and an S3-compatible endpoint (moto's server) with the
 `--embedded` swaps both for a SQLite file and a local artifact directory.
 
 PostgreSQL is set up as RDS sets up the cloud's: a master user that may create roles and
-databases but is no superuser, from which the server's entrypoint makes its own role; TLS on,
+databases but is no superuser, from which the database set-up (`entrypoint setup-database`, run
+before the server, as the task's init container is) makes the server's own role; TLS on,
 with a server certificate from a CA made for this state directory (`tls.py`), which the
 server verifies (sslmode=verify-full); every login needs its password (SCRAM, for the socket
 too; plain TCP is refused); and its socket directory is private to the user that runs it.
@@ -54,6 +55,7 @@ SUPERUSER = "postgres"
 ADMIN = "admin"
 REGION = "us-east-1"
 COMPONENTS = ("postgres", "s3", "server")
+MASTER_SETTINGS = (names.DB_MASTER_USERNAME, names.DB_MASTER_PASSWORD)
 LOAD_BALANCER_DNS_NAME = f"internal-mlflow-local-0000000000.{REGION}.elb.amazonaws.com"
 """Stands in for the internal load balancer's name: the server accepts the Host headers it
 accepts in the cloud, so a client can send them as the load balancer and team APIs do."""
@@ -515,6 +517,7 @@ class LocalPlatform:
                 names.DB_NAME: DATABASE,
                 names.DB_USERNAME: names.SERVER_DB_ROLE,
                 names.DB_PASSWORD: credentials.server_db_password,
+                # For the database set-up only: _ensure_server keeps them from the server.
                 names.DB_MASTER_USERNAME: DB_USER,
                 names.DB_MASTER_PASSWORD: credentials.db_password,
                 names.DB_SSL_ROOT_CERT: str(self.ca_file),
@@ -534,7 +537,22 @@ class LocalPlatform:
         self._clear_the_way("server", state, port, "the tracking server")
         state["server"] = {"port": port}
         self._save(state)
-        env = {**self.server_environment(state, credentials), **extra}
+        # As the task runs it: the init container, alone with the master user, sets the
+        # server's role up and exits; then the server starts without the master secret.
+        setup_env = {**self.server_environment(state, credentials), **extra}
+        env = {k: v for k, v in setup_env.items() if k not in MASTER_SETTINGS}
+        if not state["embedded"]:
+            self.progress("setting up the server's database role")
+            setup = self._spawn(
+                [sys.executable, "-m", "tracking_server.entrypoint", names.SETUP_DATABASE],
+                log="server.log",
+                env=setup_env,
+            )
+            if setup.wait(timeout=300) != 0:
+                raise LocalPlatformError(
+                    f"the database set-up exited with {setup.returncode}; see "
+                    f"{self.dir / 'server.log'}"
+                )
         self.progress(f"starting the tracking server on 127.0.0.1:{port}")
         process = self._spawn([sys.executable, "-m", "tracking_server.entrypoint"],
                               log="server.log", env=env)  # fmt: skip
