@@ -8,7 +8,7 @@ checks every request's SigV4 signature as API Gateway does.
 
 Screenshots of the run pages go to build/screenshots/; docs/images/mlflow-ui-run.png (the
 README's) is the basic-mode one. Selectors are the MLflow UI's own `data-testid`s and ARIA
-roles (MLflow 3.17, src/tracking_server/requirements.txt).
+roles (MLflow 3.18, src/tracking_server/requirements.txt).
 """
 
 from __future__ import annotations
