@@ -46,36 +46,84 @@ SCHEMA = "public"
 # Relations in the schema that the master user owns, as `ALTER <kind>` names them. Sequences
 # that belong to a table column move with their table.
 _RELATIONS = """
-SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %(schema)s AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = %(master)s)
-  AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
-  AND NOT (c.relkind = 'S' AND EXISTS (
-      SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-        AND d.deptype IN ('a', 'i')))
+SELECT c.relname, c.relkind FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE n.nspname OPERATOR(pg_catalog.=) %(schema)s
+  AND c.relowner OPERATOR(pg_catalog.=) (
+      SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %(master)s)
+  AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'S']::pg_catalog."char"[])
+  AND NOT (c.relkind OPERATOR(pg_catalog.=) 'S' AND EXISTS (
+      SELECT 1 FROM pg_catalog.pg_depend d
+      WHERE d.classid OPERATOR(pg_catalog.=)
+            'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+        AND d.objid OPERATOR(pg_catalog.=) c.oid
+        AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::pg_catalog."char"[])))
 ORDER BY c.relkind, c.relname
 """
 _KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
 _TYPES = """
-SELECT t.typname, t.typtype FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE n.nspname = %(schema)s AND t.typowner = (SELECT oid FROM pg_roles WHERE rolname = %(master)s)
-  AND t.typtype IN ('e', 'd') ORDER BY t.typname
+SELECT t.typname, t.typtype FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+WHERE n.nspname OPERATOR(pg_catalog.=) %(schema)s
+  AND t.typowner OPERATOR(pg_catalog.=) (
+      SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %(master)s)
+  AND t.typtype OPERATOR(pg_catalog.=) ANY (ARRAY['e', 'd']::pg_catalog."char"[])
+ORDER BY t.typname
 """
 # MLflow's migrations create trigger functions too (prevent_secrets_aad_mutation).
 _FUNCTIONS = """
-SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = %(schema)s AND p.proowner = (SELECT oid FROM pg_roles WHERE rolname = %(master)s)
+SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+WHERE n.nspname OPERATOR(pg_catalog.=) %(schema)s
+  AND p.proowner OPERATOR(pg_catalog.=) (
+      SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %(master)s)
 ORDER BY 1
 """
 _MEMBERSHIPS = """
-SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
-WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s) ORDER BY 1
-"""
-_SETTINGS = """
-SELECT coalesce(d.datname, ''), s.setconfig FROM pg_db_role_setting s
-LEFT JOIN pg_database d ON d.oid = s.setdatabase
-WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = %s) AND s.setconfig IS NOT NULL
+SELECT r.rolname FROM pg_catalog.pg_auth_members m
+JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) m.roleid
+WHERE m.member OPERATOR(pg_catalog.=) (
+    SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s)
 ORDER BY 1
 """
+_SETTINGS = """
+SELECT COALESCE(d.datname, ''), s.setconfig FROM pg_catalog.pg_db_role_setting s
+LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.setdatabase
+WHERE s.setrole OPERATOR(pg_catalog.=) (
+    SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s)
+  AND s.setconfig IS NOT NULL
+ORDER BY 1
+"""
+# Functions and operators outside pg_catalog, not the master user's, named as one of
+# pg_catalog's: with `public` on a search path, an exact-type match there wins over pg_catalog's
+# (PostgreSQL's function and operator type resolution), and runs as whoever calls it.
+_SHADOWS = """
+SELECT 'function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text,
+       pg_catalog.pg_get_userbyid(p.proowner), 'FUNCTION'
+FROM pg_catalog.pg_proc p
+WHERE p.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace::pg_catalog.oid
+  AND p.proowner OPERATOR(pg_catalog.<>) (
+      SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %(master)s)
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc c
+      WHERE c.pronamespace OPERATOR(pg_catalog.=)
+            'pg_catalog'::pg_catalog.regnamespace::pg_catalog.oid
+        AND c.proname OPERATOR(pg_catalog.=) p.proname)
+UNION ALL
+SELECT 'operator ' OPERATOR(pg_catalog.||) o.oid::pg_catalog.regoperator::pg_catalog.text,
+       pg_catalog.pg_get_userbyid(o.oprowner), 'OPERATOR'
+FROM pg_catalog.pg_operator o
+WHERE o.oprnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace::pg_catalog.oid
+  AND o.oprowner OPERATOR(pg_catalog.<>) (
+      SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %(master)s)
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_operator c
+      WHERE c.oprnamespace OPERATOR(pg_catalog.=)
+            'pg_catalog'::pg_catalog.regnamespace::pg_catalog.oid
+        AND c.oprname OPERATOR(pg_catalog.=) o.oprname)
+ORDER BY 1
+"""
+# Every master connection: names resolve in pg_catalog alone (pg_temp, listed last, is never
+# searched for functions or operators), so nothing another role created can be picked up.
+MASTER_SEARCH_PATH = "pg_catalog,pg_temp"
 # The maintenance database, which every cluster has; PUBLIC may connect to it by default.
 MAINTENANCE_DATABASE = "postgres"
 
@@ -85,9 +133,38 @@ class RoleSetupError(Exception):
 
 
 def connect(database: Database, name: str | None = None, *, master: bool) -> Connection:
-    connection = psycopg2.connect(**database.connect_args(name, master=master))
+    """A master connection resolves names in pg_catalog alone and is refused (RoleSetupError)
+    while the database holds a function or operator that could stand in for pg_catalog's."""
+    args = database.connect_args(name, master=master)
+    if master:
+        args["options"] = f"-c search_path={MASTER_SEARCH_PATH}"
+    connection = psycopg2.connect(**args)
     connection.autocommit = True
+    if master:
+        try:
+            _refuse_shadows(connection, args["dbname"], args["user"])
+        except BaseException:
+            connection.close()
+            raise
     return connection
+
+
+def _refuse_shadows(connection: Connection, name: str, master_user: str) -> None:
+    """CVE-2018-1058's class: the server's role may CREATE in `public`, and a master session
+    that ever resolved a name there would run the role's code as the master user. The search
+    path above already keeps them out; an object like that has no use but this attack, so it
+    stops the set-up, named, for a person to look at and drop."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SHADOWS, {"master": master_user})
+        found = cursor.fetchall()
+    if found:
+        named = "; ".join(f"{what} owned by {owner}" for what, owner, _ in found)
+        drops = "; ".join(f"DROP {kind} {what.split(' ', 1)[1]}" for what, _, kind in found)
+        raise RoleSetupError(
+            f"database {name} holds what could shadow pg_catalog's own names: {named}. The "
+            f"set-up stops before anything runs as {master_user}; see who made them, then, as "
+            f"{master_user}: {drops}"
+        )
 
 
 def keep_in_step(database: Database, auth_database: str) -> list[str]:
@@ -123,7 +200,11 @@ def _keep_role_in_step(
     assert role and database.password
     role_id = sql.Identifier(role)
     done: list[str] = []
-    cursor.execute(f"SELECT {', '.join(FORBIDDEN)} FROM pg_roles WHERE rolname = %s", (role,))
+    cursor.execute(
+        f"SELECT {', '.join(FORBIDDEN)} FROM pg_catalog.pg_roles"
+        " WHERE rolname OPERATOR(pg_catalog.=) %s",
+        (role,),
+    )
     found = cursor.fetchone()
     exists = found is not None
     if found and any(found):
@@ -138,7 +219,10 @@ def _keep_role_in_step(
     statement = "ALTER ROLE {} WITH " if exists else "CREATE ROLE {} WITH "
     cursor.execute(sql.SQL(statement + ATTRIBUTES + " PASSWORD %s").format(role_id), (verifier,))
     done.append(f"{'updated' if exists else 'created'} role {role}")
-    cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (auth_database,))
+    cursor.execute(
+        "SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) %s",
+        (auth_database,),
+    )
     if cursor.fetchone() is None:
         cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(auth_database)))
         done.append(f"created database {auth_database}")
@@ -199,9 +283,10 @@ def _close_maintenance_database(cursor: psycopg2.extensions.cursor, master_user:
     """PUBLIC may connect to every database by default: the maintenance one too, where the
     master user owns it (otherwise it may not revoke there)."""
     cursor.execute(
-        "SELECT pg_get_userbyid(datdba) = %s, has_database_privilege('public', oid, 'CONNECT')"
-        " OR has_database_privilege('public', oid, 'TEMPORARY')"
-        " FROM pg_database WHERE datname = %s",
+        "SELECT pg_catalog.pg_get_userbyid(datdba) OPERATOR(pg_catalog.=) %s,"
+        " pg_catalog.has_database_privilege('public', oid, 'CONNECT')"
+        " OR pg_catalog.has_database_privilege('public', oid, 'TEMPORARY')"
+        " FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) %s",
         (master_user, MAINTENANCE_DATABASE),
     )
     found = cursor.fetchone()

@@ -88,14 +88,19 @@ def wait_for_database(database: Database, timeout: float = DATABASE_WAIT_SECONDS
 
 @contextmanager
 def advisory_lock(connection) -> Iterator[None]:  # a psycopg2 connection
-    """The one lock every task of the platform takes in turn, set-up and migrations alike."""
+    """The one lock every task of the platform takes in turn, set-up and migrations alike;
+    qualified, with its argument's exact type, so no function in `public` can stand in."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        cursor.execute(
+            "SELECT pg_catalog.pg_advisory_lock(%s::pg_catalog.int8)", (_MIGRATION_LOCK,)
+        )
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+            cursor.execute(
+                "SELECT pg_catalog.pg_advisory_unlock(%s::pg_catalog.int8)", (_MIGRATION_LOCK,)
+            )
 
 
 def setup_database(database: Database) -> None:
@@ -112,6 +117,8 @@ def setup_database(database: Database) -> None:
     wait_for_database(database)
     try:
         connection = database_role.connect(database, master=True)
+    except database_role.RoleSetupError as error:
+        raise SystemExit(f"tracking-server: {error}") from None
     except psycopg2.OperationalError as error:
         if not database_role.is_refused_login(error):
             raise
@@ -161,19 +168,65 @@ def migration_lock(settings: Settings) -> Iterator[None]:
         connection.close()
 
 
+class UnknownRevision(SystemExit):
+    """The database's schema revision is one this MLflow has no migration script for."""
+
+
+def check_known_revision(current: str | None, known: set[str], head: str) -> None:
+    """A revision missing from this image's scripts was written by a newer MLflow, so a newer
+    platform version migrated the database: say so. Left to MLflow, alembic stops with
+    "Can't locate revision" and the store calls the schema out of date, both misleading."""
+    if current is None or current in known:
+        return
+    import mlflow
+
+    raise UnknownRevision(
+        f"tracking-server: refusing to start: the tracking database is at schema revision "
+        f"{current}, which this image's MLflow {mlflow.__version__} does not know (its newest "
+        f"is {head}): a newer platform version migrated it, and this version cannot serve it. "
+        "Nothing was changed. Deploy that version (or a newer one) again, or restore the "
+        "database from a snapshot taken before the upgrade (src/tracking_server/README.md, "
+        "Upgrading MLflow)"
+    )
+
+
 def migrate_tracking(settings: Settings) -> None:
-    """Create the schema on an empty database, upgrade an older one; no-op when current."""
-    from mlflow.store.db.utils import _all_tables_exist, _initialize_tables, _upgrade_db
+    """Create the schema on an empty database, upgrade an older one; no-op when current.
+
+    Refuses (UnknownRevision) a database a newer MLflow migrated, before touching it. Logs
+    the revision it found and the one it left, so a rolling deployment's logs show which task
+    migrated."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import (
+        _all_tables_exist,
+        _get_alembic_config,
+        _get_schema_version,
+        _initialize_tables,
+        _upgrade_db,
+    )
     from mlflow.store.db.utils import create_sqlalchemy_engine_with_retry as engine_for
 
+    scripts = ScriptDirectory.from_config(_get_alembic_config(db_url=""))
+    known = {script.revision for script in scripts.walk_revisions()}
+    head = scripts.get_current_head()
+    assert head is not None
     engine = engine_for(settings.database.uri())
     try:
+        current = _get_schema_version(engine)
+        check_known_revision(current, known, head)
         if _all_tables_exist(engine):
             _upgrade_db(engine)
         else:
             _initialize_tables(engine)
+        after = _get_schema_version(engine)
     finally:
         engine.dispose()
+    if current is None:
+        log(f"tracking schema created at revision {after}")
+    elif current != after:
+        log(f"tracking schema upgraded from revision {current} to {after}")
+    else:
+        log(f"tracking schema current at revision {after}")
 
 
 def ensure_auth_database(settings: Settings) -> str:
