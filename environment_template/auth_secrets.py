@@ -1,4 +1,5 @@
-"""Secrets for MLflow's built-in auth: the admin credential and the server's session key.
+"""Secrets for MLflow's built-in auth: the admin credential and the server's session key; and the
+key that encrypts the AI gateway's stored provider keys (MLflow's KEK passphrase).
 
 Both exist in either auth mode, so switching AuthMode is an in-place update of the service and
 never creates or deletes a secret; the tracking server reads them only in basic mode. They are
@@ -39,7 +40,15 @@ class AuthSecrets(Construct):
                 password_length=64, exclude_punctuation=True
             ),
         )
-        for secret in (self.admin, self.server_key):
+        self.gateway_key = secretsmanager.Secret(
+            self,
+            "GatewayKey",
+            description="MLflow AI gateway key-encryption passphrase (MLflow's KEK passphrase)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+        )
+        for secret in (self.admin, self.server_key, self.gateway_key):
             secret.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
             checkov_skips.skip(secret, "CKV_AWS_149", checkov_skips.SECRET_AWS_MANAGED_KEY)
         acknowledge(
@@ -54,4 +63,11 @@ class AuthSecrets(Construct):
             "AwsSolutions-SMG4",
             "The key signs the UI's session cookies; every task must use the same key, so it is "
             "replaced with a redeployment of all tasks together rather than on a schedule",
+        )
+        acknowledge(
+            self.gateway_key,
+            "AwsSolutions-SMG4",
+            "The passphrase wraps the data keys of the gateway's stored provider keys; a new one "
+            "needs MLflow's KEK rotation (mlflow crypto rotate-kek with the old and new "
+            "passphrase) before the tasks get it, which a scheduled rotation cannot do",
         )

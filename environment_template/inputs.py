@@ -57,6 +57,7 @@ class EnvironmentInputs:
     nat_gateways: cdk.CfnParameter
     auth_mode: cdk.CfnParameter
     admin_principals: cdk.CfnParameter
+    ai_gateway: cdk.CfnParameter
     image_uri: cdk.CfnParameter
     task_cpu: cdk.CfnParameter
     task_memory: cdk.CfnParameter
@@ -102,6 +103,15 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
             constraint_description="empty, or IAM role or user ARNs separated by commas, such "
             "as arn:aws:iam::123456789012:role/MlflowAdmins",
             max_length=2048,
+        ),
+        ai_gateway=string_input(
+            stack,
+            "AiGateway",
+            default="off",
+            description="MLflow's AI gateway (provider keys, LLM endpoints): off answers every "
+            "gateway route with 403; on serves it, provider keys encrypted with a generated "
+            "secret. Off until it cannot be steered to call a URL a team chooses",
+            allowed_values=settings.AI_GATEWAY_MODES,
         ),
         image_uri=string_input(
             stack,
@@ -239,6 +249,7 @@ def declare(stack: cdk.Stack) -> EnvironmentInputs:
                     (inputs.environment_name, "Environment name"),
                     (inputs.auth_mode, "Auth mode"),
                     (inputs.admin_principals, "Admin IAM principals (iam mode)"),
+                    (inputs.ai_gateway, "MLflow AI gateway"),
                 ],
             ),
             (

@@ -86,6 +86,8 @@ class EnvironmentStack(cdk.Stack):
                 database_master_secret=database.master_secret,
                 admin_secret=auth.admin,
                 server_key_secret=auth.server_key,
+                gateway_key_secret=auth.gateway_key,
+                ai_gateway=inputs.ai_gateway.value_as_string,
                 artifacts_destination=artifacts.destination,
             ),
         )

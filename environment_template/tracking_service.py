@@ -51,6 +51,8 @@ class TrackingServiceProps:
     database_master_secret: secretsmanager.ISecret  # only to set that role up
     admin_secret: secretsmanager.ISecret
     server_key_secret: secretsmanager.ISecret
+    gateway_key_secret: secretsmanager.ISecret
+    ai_gateway: str
     artifacts_destination: str
 
 
@@ -138,6 +140,7 @@ class TrackingService(Construct):
                 settings.AUTH_MODE: props.auth_mode,
                 **database_environment,
                 settings.ARTIFACTS_DESTINATION: props.artifacts_destination,
+                settings.AI_GATEWAY: props.ai_gateway,
             },
             secrets={
                 **server_role_secrets,
@@ -148,6 +151,7 @@ class TrackingService(Construct):
                     props.admin_secret, "password"
                 ),
                 settings.SECRET_KEY: ecs.Secret.from_secrets_manager(props.server_key_secret),
+                settings.GATEWAY_KEK: ecs.Secret.from_secrets_manager(props.gateway_key_secret),
             },
             health_check=ecs.HealthCheck(
                 command=["CMD", "python", "-m", "tracking_server.healthcheck"],

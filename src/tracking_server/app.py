@@ -74,19 +74,20 @@ def _platform_app(build: Callable[[Any], Any]) -> HotPaths:
     return HotPaths(build(app), _EfficientWSGIMiddleware(app))
 
 
-def create_basic_auth_app() -> HotPaths:
+def create_basic_auth_app() -> Any:
     """MLflow's basic-auth application, as `--app-name basic-auth` builds it."""
     from mlflow.server.auth import create_app as with_basic_auth
 
-    from tracking_server import team_users
+    from tracking_server import gateway_switch, grant_names, team_users
 
     def build(flask_app: Any) -> Any:
         served = with_basic_auth(flask_app)
         _refuse_unusable_credentials_first(flask_app)
         team_users.install(flask_app)
+        grant_names.install(flask_app)
         return served
 
-    return _platform_app(build)
+    return gateway_switch.wrap(_platform_app(build))
 
 
 def _refuse_unusable_credentials_first(flask_app: Any) -> None:

@@ -28,7 +28,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tracking_server import app, database_role, identity, store_uri, team_users
+from tracking_server import (
+    app,
+    database_role,
+    grant_names,
+    identity,
+    store_uri,
+    team_users,
+)
 from tracking_server import settings as names
 from tracking_server.settings import (
     Database,
@@ -242,6 +249,7 @@ def prepare_auth(settings: Settings, auth_uri: str) -> None:
     store = SqlAlchemyStore()
     store.init_db(auth_uri)
     team_users.create_table(store.engine)
+    grant_names.remove_pattern_grants(store.engine, log)
     assert settings.admin_username and settings.admin_password
     if not store.has_user(settings.admin_username):
         log(f"creating admin user {settings.admin_username}")
@@ -294,6 +302,11 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(settings, auth_uri, config_dir))
     assert settings.secret_key
     env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = settings.secret_key
+    # The AI gateway's stored provider keys: the platform's key, never MLflow's public default.
+    env.pop("MLFLOW_CRYPTO_KEK_PASSPHRASE", None)
+    if settings.gateway_kek:
+        env["MLFLOW_CRYPTO_KEK_PASSPHRASE"] = settings.gateway_kek
+    env[names.AI_GATEWAY] = settings.ai_gateway
     argv += ["--app-name", app.BASIC_AUTH]
     return argv, env
 

@@ -55,6 +55,12 @@ DB_MASTER_PASSWORD = "MLFLOW_PLATFORM_DB_MASTER_PASSWORD"
 ADMIN_USERNAME = "MLFLOW_PLATFORM_ADMIN_USERNAME"
 ADMIN_PASSWORD = "MLFLOW_PLATFORM_ADMIN_PASSWORD"
 SECRET_KEY = "MLFLOW_PLATFORM_SECRET_KEY"
+# MLflow's AI gateway (provider keys, LLM endpoints): off unless the environment turns it on
+# (gateway_switch.py). Its stored provider keys are encrypted with GATEWAY_KEK, a generated
+# secret, never with MLflow's public default passphrase.
+AI_GATEWAY = "MLFLOW_PLATFORM_AI_GATEWAY"
+AI_GATEWAY_MODES = ("off", "on")
+GATEWAY_KEK = "MLFLOW_PLATFORM_GATEWAY_KEK"
 
 # iam mode: the header in which API Gateway hands the SigV4-verified caller to the server. Team
 # APIs overwrite it on every request (HTTP API parameter mapping), so a client cannot set it.
@@ -71,7 +77,7 @@ TEAM_USER_PREFIX = "team/"
 
 SECRETS = (
     DB_USERNAME, DB_PASSWORD, DB_MASTER_USERNAME, DB_MASTER_PASSWORD, ADMIN_USERNAME,
-    ADMIN_PASSWORD, SECRET_KEY,
+    ADMIN_PASSWORD, SECRET_KEY, GATEWAY_KEK,
 )  # fmt: skip
 
 # One uvicorn process per task; more capacity comes from more tasks. With several workers
@@ -178,6 +184,8 @@ class Settings:
     admin_password: str | None
     secret_key: str | None
     admin_principals: tuple[str, ...] = ()
+    ai_gateway: str = "off"
+    gateway_kek: str | None = None
 
     def __repr__(self) -> str:  # never print a secret
         return f"Settings(auth_mode={self.auth_mode!r}, port={self.port}, workers={self.workers})"
@@ -303,6 +311,20 @@ def from_environ(env: Mapping[str, str]) -> Settings:
         if secret_key and len(secret_key) < MIN_SECRET_KEY:
             problems.append(f"{SECRET_KEY}: at least {MIN_SECRET_KEY} characters")
 
+    ai_gateway = env.get(AI_GATEWAY) or "off"
+    if ai_gateway not in AI_GATEWAY_MODES:
+        problems.append(
+            f"{AI_GATEWAY}={ai_gateway!r}: must be one of {', '.join(AI_GATEWAY_MODES)}"
+        )
+    gateway_kek = env.get(GATEWAY_KEK) or None
+    if ai_gateway == "on" and not gateway_kek:
+        problems.append(
+            f"{GATEWAY_KEK} is missing: the AI gateway encrypts provider keys with it (an ECS "
+            "secret), never with MLflow's public default"
+        )
+    if gateway_kek and len(gateway_kek) < MIN_SECRET_KEY:
+        problems.append(f"{GATEWAY_KEK}: at least {MIN_SECRET_KEY} characters")
+
     settings = Settings(
         auth_mode=auth_mode,
         database=database,
@@ -318,6 +340,8 @@ def from_environ(env: Mapping[str, str]) -> Settings:
         admin_password=admin_password,
         secret_key=secret_key,
         admin_principals=principals,
+        ai_gateway=ai_gateway,
+        gateway_kek=gateway_kek,
     )  # fmt: skip
     if problems:
         raise SettingsError(problems)

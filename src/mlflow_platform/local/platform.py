@@ -81,6 +81,7 @@ class Credentials:
     secret_key: str
     server_db_password: str  # the server's own role's: its own secret in the cloud
     postgres_password: str  # the local superuser's, for the platform's own set-up and tests
+    gateway_kek: str  # encrypts the AI gateway's provider keys (a generated secret in the cloud)
 
     @staticmethod
     def generate(**known: str) -> Credentials:
@@ -90,6 +91,7 @@ class Credentials:
             "secret_key": secrets.token_urlsafe(48),
             "server_db_password": secrets.token_urlsafe(24),
             "postgres_password": secrets.token_urlsafe(24),
+            "gateway_kek": secrets.token_urlsafe(48),
         }
         return Credentials(**{**fresh, **known})
 
@@ -500,6 +502,7 @@ class LocalPlatform:
             names.ADMIN_USERNAME: ADMIN,
             names.ADMIN_PASSWORD: credentials.admin_password,
             names.SECRET_KEY: credentials.secret_key,
+            names.GATEWAY_KEK: credentials.gateway_kek,
             names.ALLOWED_HOSTS: names.cloud_hosts(
                 load_balancer_dns_name=LOAD_BALANCER_DNS_NAME, region=REGION,
                 url_suffix="amazonaws.com",
