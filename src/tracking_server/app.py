@@ -79,10 +79,12 @@ def create_basic_auth_app() -> Any:
     from mlflow.server.auth import create_app as with_basic_auth
 
     from tracking_server import gateway_switch, grant_names, team_users
+    from tracking_server.artifact_scope import install as scope_artifacts
 
     def build(flask_app: Any) -> Any:
         served = with_basic_auth(flask_app)
         _refuse_unusable_credentials_first(flask_app)
+        scope_artifacts(flask_app)
         team_users.install(flask_app)
         grant_names.install(flask_app)
         return served
