@@ -137,7 +137,10 @@ def test_auth_secrets_are_generated_and_retained(environment):
     secrets = {
         n: s for n, s in of_type(environment, "AWS::SecretsManager::Secret").items() if "Auth" in n
     }
-    assert len(secrets) == 2
+    # The admin credential, the session key and the AI gateway's key-encryption passphrase.
+    assert sorted(n[: n.index("Auth") + 4 + len(k)] for n in secrets for k in
+                  ("Admin", "ServerKey", "GatewayKey") if n.startswith("Auth" + k)) == [
+        "AuthAdmin", "AuthGatewayKey", "AuthServerKey"]  # fmt: skip
     for name, secret in secrets.items():
         generated = secret["Properties"]["GenerateSecretString"]
         assert generated["PasswordLength"] >= 32, name
