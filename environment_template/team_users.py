@@ -26,14 +26,29 @@ from mlflow_platform.building.nag import acknowledge
 HANDLER_SOURCE = Path(__file__).with_name("team_users_function.py")
 # CloudFormation's limit for inline (ZipFile) function code.
 INLINE_LIMIT = 4096
-# Where CloudFormation's custom-resource responses go: pre-signed S3 URLs. The function sends
-# nothing anywhere else, so a forged event cannot make it call an address of the sender's.
-# (https://cloudformation-custom-resource-response-<region>.s3[.-]<region>.amazonaws.com/...)
-RESPONSE_URL_PATTERN = (
-    r"^https://cloudformation-custom-resource-response-[a-z0-9]+\.s3[.-]([a-z0-9-]+\.)?"
-    r"amazonaws\.com(\.cn)?/"
-)
 _INDENT = re.compile(r"^((?:    )+)", re.MULTILINE)
+
+
+def response_url_pattern(region: str, url_suffix: str) -> str:
+    """Where CloudFormation's custom-resource responses go in `region`: its own response
+    bucket there, by a virtual-hosted S3 REST endpoint. The function sends nothing anywhere
+    else, so a forged event cannot make it call an address, or a bucket, of the sender's.
+
+    CloudFormation keeps one response bucket a Region, `cloudformation-custom-resource-
+    response-<region without dashes>` (AWS CloudFormation User Guide, "Access CloudFormation
+    using an interface endpoint (AWS PrivateLink)"); its pre-signed URLs name it on S3's
+    regional endpoint `s3.<region>`, the legacy `s3-<region>` or the legacy global
+    `s3.amazonaws.com` (Amazon S3 User Guide, "Virtual hosting of general purpose buckets";
+    all three seen in CloudFormation's events). Other Regions' buckets, any other bucket (a
+    name under the same prefix is anyone's to create) and website endpoints (`s3-website`,
+    which answer GET only) are refused. Both arguments may be CloudFormation tokens: the
+    pattern is then put together by CloudFormation in the Region it deploys to."""
+    dashless = cdk.Fn.join("", cdk.Fn.split("-", region))
+    suffix = cdk.Fn.join(r"\.", cdk.Fn.split(".", url_suffix))
+    return (
+        rf"^https://cloudformation-custom-resource-response-{dashless}\.s3"
+        rf"(\.{region}|-{region})?\.{suffix}/"
+    )
 
 
 def inline_code(path: Path) -> str:
@@ -105,7 +120,7 @@ class TeamUsers(Construct):
             environment={
                 "TRACKING_URL": props.tracking_url,
                 "ADMIN_SECRET_ARN": props.admin_secret.secret_arn,
-                "RESPONSE_URL_PATTERN": RESPONSE_URL_PATTERN,
+                "RESPONSE_URL_PATTERN": response_url_pattern(cdk.Aws.REGION, cdk.Aws.URL_SUFFIX),
             },
         )
         checkov_skips.skip(

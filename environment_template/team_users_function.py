@@ -47,10 +47,13 @@ def unconfirmed(event):
     arn, role = props["SecretArn"], props["Principal"]
     if kind != "Delete" and ("AWS::SecretsManager::Secret", arn) not in owned:
         return f"stack {stack} does not own secret {arn}"
-    if kind != "Delete" and (
-        ("AWS::IAM::Role", role.rsplit("/", 1)[-1]) not in owned
-        or role.split(":")[4] != stack.split(":")[4]
-    ):
+    # The stack's role, by its whole ARN: a role's physical id is its name, and team roles
+    # have no path, so the ARN is arn:<partition>:iam::<account>:role/<name> with the stack's
+    # partition and account. A role session's ARN (sts, assumed-role) or another role's is
+    # not it. (No IAM call: with NatGateways=0 the function reaches no IAM endpoint.)
+    p = stack.split(":")
+    roles = {f"arn:{p[1]}:iam::{p[4]}:role/{i}" for t, i in owned if t == "AWS::IAM::Role"}
+    if kind != "Delete" and role not in roles:
         return f"stack {stack} does not own role {role}"
 
 

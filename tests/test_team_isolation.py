@@ -291,28 +291,168 @@ def test_a_role_of_another_account_is_not_the_stacks_role(platform, monkeypatch)
     assert _status(details, f"team/{team}", "t" * 24) in GONE
 
 
+def test_a_role_session_named_like_the_stacks_role_is_not_the_stacks_role(platform, monkeypatch):
+    """The attack as reproduced: a stack owning only `mallory-TeamRole-MMM` names a session of
+    a person's role whose session name is its own role's name. Only the role's own IAM ARN
+    is the stack's role (IAM User Guide, "IAM identifiers": a role session's ARN is
+    arn:aws:sts::<account>:assumed-role/<role name>/<session name>)."""
+    _, details = platform
+    team = _team("mallory")
+    owned = "arn:aws:iam::123456789012:role/mallory-TeamRole-MMM"
+    session = "arn:aws:sts::123456789012:assumed-role/PersonDataScientistRole/mallory-TeamRole-MMM"
+    response = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                      team_secret={"username": f"team/{team}", "password": "t" * 24},
+                      request_type="Create", stack=Stack(roles=[owned]), team=team,
+                      principal=session)  # fmt: skip
+    assert response is not None and response["Status"] == "FAILED", response
+    assert f"does not own role {session}" in response["Reason"]
+    assert _status(details, f"team/{team}", "t" * 24) in GONE
+
+
 @pytest.mark.parametrize(
-    ("url", "answered"),
+    "principal",
     [
-        # CloudFormation's pre-signed response URLs, in the forms S3 has used.
-        ("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a?b=c", True),
-        (
-            "https://cloudformation-custom-resource-response-uswest2.s3-us-west-2.amazonaws.com/a",
-            True,
-        ),
-        (
-            "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/a",
-            True,
-        ),
-        ("https://ec2-203-0-113-5.compute-1.amazonaws.com/steal", False),
-        ("https://attacker-bucket.s3.amazonaws.com/steal", False),
-        ("https://a1b2c3.execute-api.us-east-1.amazonaws.com/steal", False),
-        ("http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a", False),
+        "arn:aws:iam::123456789012:role/team-fraud-TeamRole-1A2B3C/extra",  # a path, not the role
+        "arn:aws:iam::123456789012:role/platform/team-fraud-TeamRole-1A2B3C",
+        "arn:aws-cn:iam::123456789012:role/team-fraud-TeamRole-1A2B3C",  # another partition
+        "arn:aws:sts::123456789012:role/team-fraud-TeamRole-1A2B3C",
+        "team-fraud-TeamRole-1A2B3C",
     ],
 )
-def test_responses_go_only_to_cloudformations_response_urls(url, answered):
+def test_only_the_whole_arn_of_the_stacks_role_is_its_role(platform, monkeypatch, principal):
+    _, details = platform
+    team = _team("arn")
+    response = invoke(monkeypatch, tracking_url=details["tracking_uri"], admin=_admin(details),
+                      team_secret={"username": f"team/{team}", "password": "t" * 24},
+                      request_type="Create", stack=Stack(), team=team,
+                      principal=principal)  # fmt: skip
+    assert response is not None and response["Status"] == "FAILED", response
+    assert f"does not own role {principal}" in response["Reason"]
+
+
+@pytest.mark.parametrize(
+    ("principal", "rule"),
+    [
+        (
+            "arn:aws:sts::123456789012:assumed-role/PersonDataScientistRole/mallory-TeamRole-MMM",
+            "must be an IAM role's own ARN",
+        ),
+        ("arn:aws:iam::123456789012:user/mallory", "must be an IAM role's own ARN"),
+        ("arn:aws:iam::999999999999:role/team-x-TeamRole-XXX", "the owner stack's account"),
+    ],
+)
+def test_the_server_registers_only_a_role_arn_of_the_owner_stacks_account(
+    platform, principal, rule
+):
+    """Whoever calls the team-user API as the admin: a role session or a user is no team role."""
+    _, details = platform
+    team = _team("direct")
+    response = requests.post(
+        f"{details['tracking_uri']}/api/2.0/mlflow-platform/team-users/ensure",
+        json={"team": team, "password": "d" * 20, "owner": STACK, "principal": principal},
+        auth=(details["username"], details["password"]),
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert f"principal = {principal!r}" in message and rule in message, message
+    assert _status(details, f"team/{team}", "d" * 20) in GONE
+
+
+def _resolve(value, region: str, url_suffix: str):
+    """A template value as CloudFormation resolves it in `region` (Ref of the pseudo
+    parameters, Fn::Join and Fn::Split: all the function's environment uses)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return [_resolve(v, region, url_suffix) for v in value]
+    [(name, arguments)] = value.items()
+    if name == "Ref":
+        return {"AWS::Region": region, "AWS::URLSuffix": url_suffix}[arguments]
+    delimiter, items = arguments
+    items = _resolve(items, region, url_suffix)
+    if name == "Fn::Split":
+        return items.split(delimiter)
+    assert name == "Fn::Join", name
+    return delimiter.join(items)
+
+
+def _response_url_pattern(environment: dict, region: str) -> str:
+    """The pattern the deployed function gets in `region`, from the synthesized template."""
+    from helpers import of_type
+
+    [function] = [
+        f for f in of_type(environment, "AWS::Lambda::Function").values()
+        if "RESPONSE_URL_PATTERN" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]  # fmt: skip
+    raw = function["Properties"]["Environment"]["Variables"]["RESPONSE_URL_PATTERN"]
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return _resolve(raw, region, suffix)
+
+
+# CloudFormation's response bucket in each Region is cloudformation-custom-resource-response-
+# <Region without dashes> (AWS CloudFormation User Guide, "Access CloudFormation using an
+# interface endpoint (AWS PrivateLink)"); S3 reaches it by the REST endpoints of "Virtual
+# hosting of general purpose buckets" in the Amazon S3 User Guide: s3.<region>, the legacy
+# s3-<region>, and the legacy global s3.amazonaws.com.
+@pytest.mark.parametrize(
+    ("region", "url", "answered"),
+    [
+        ("us-east-1",
+         "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a?b=c", True),
+        ("us-east-1",
+         "https://cloudformation-custom-resource-response-useast1.s3.us-east-1.amazonaws.com/a",
+         True),
+        ("us-west-2",
+         "https://cloudformation-custom-resource-response-uswest2.s3-us-west-2.amazonaws.com/a",
+         True),
+        ("eu-west-1",
+         "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/a",
+         True),
+        ("cn-north-1",
+         "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn"
+         "/a", True),
+        # A bucket anyone may create under the same prefix.
+        ("us-east-1",
+         "https://cloudformation-custom-resource-response-attacker.s3.amazonaws.com/a", False),
+        ("us-east-1",
+         "https://cloudformation-custom-resource-response-useast1x.s3.amazonaws.com/a", False),
+        # Another Region's response bucket, by its own or this Region's endpoint.
+        ("us-east-1",
+         "https://cloudformation-custom-resource-response-uswest2.s3.us-west-2.amazonaws.com/a",
+         False),
+        ("us-east-1",
+         "https://cloudformation-custom-resource-response-useast1.s3.us-west-2.amazonaws.com/a",
+         False),
+        # Website endpoints serve GET only and are no response URL.
+        ("us-east-1",
+         "https://cloudformation-custom-resource-response-useast1.s3-website-us-east-1"
+         ".amazonaws.com/a", False),
+        ("eu-west-1",
+         "https://cloudformation-custom-resource-response-euwest1.s3-website.eu-west-1"
+         ".amazonaws.com/a", False),
+        ("us-east-1",
+         "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com.evil.com/a",
+         False),
+        ("us-east-1", "https://ec2-203-0-113-5.compute-1.amazonaws.com/steal", False),
+        ("us-east-1", "https://attacker-bucket.s3.amazonaws.com/steal", False),
+        ("us-east-1", "https://a1b2c3.execute-api.us-east-1.amazonaws.com/steal", False),
+        ("us-east-1",
+         "http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a", False),
+    ],
+)  # fmt: skip
+def test_responses_go_only_to_cloudformations_response_urls(environment, region, url, answered):
     import re
 
-    from environment_template.team_users import RESPONSE_URL_PATTERN
+    assert bool(re.match(_response_url_pattern(environment, region), url)) is answered
 
-    assert bool(re.match(RESPONSE_URL_PATTERN, url)) is answered
+
+def test_the_registered_role_has_no_path_so_its_arn_follows_from_its_name(service):
+    """The function builds the stack's role ARN from the role's name (its physical id): a
+    path would make the role's real ARN another one, and the stack's own Create would fail."""
+    from helpers import one_of_type
+
+    _, user = one_of_type(service, "Custom::MlflowTeamUser")
+    logical, attribute = user["Properties"]["Principal"]["Fn::GetAtt"]
+    assert attribute == "Arn"
+    assert service["Resources"][logical]["Properties"].get("Path", "/") == "/"

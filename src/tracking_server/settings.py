@@ -67,9 +67,31 @@ GATEWAY_KEK = "MLFLOW_PLATFORM_GATEWAY_KEK"
 CALLER_HEADER = "X-Mlflow-Platform-Caller"
 CALLER_MAPPING = f"overwrite:header.{CALLER_HEADER}"
 CALLER_VALUE = "$context.identity.userArn"
+# An IAM role or user (`iam`), or a session of a role (`sts`, what `$context.identity.userArn`
+# is for a SageMaker job): IAM User Guide, "IAM identifiers".
 PRINCIPAL_ARN = re.compile(
-    r"^arn:aws[a-z-]*:(iam|sts)::([0-9]{12}):(role|user|assumed-role)/([\w+=,.@/-]+)$"
+    r"^arn:aws[a-z-]*:(?:(iam)::([0-9]{12}):(role|user)|(sts)::([0-9]{12}):(assumed-role))"
+    r"/([\w+=,.@/-]+)$"
 )
+# A team's role as a team stack registers it: the role's own ARN, never a session of it.
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")
+ROLE_ARN_RULE = "must be an IAM role's own ARN, arn:<partition>:iam::<account>:role/<name>"
+
+# Every team API states its routes' authorization type on every request (an overwrite with a
+# fixed value: the same contract value its routes were deployed with). The environment's
+# AuthMode can change after a team stack was deployed; the server then refuses that team
+# API's requests (request_guard.py) until the team stack is updated.
+ROUTE_AUTHORIZATION_HEADER = "X-Mlflow-Platform-Route-Authorization"
+ROUTE_AUTHORIZATION_BY_MODE = {"basic": "NONE", "iam": "AWS_IAM"}
+ROUTE_AUTHORIZATION_MAPPING = f"overwrite:header.{ROUTE_AUTHORIZATION_HEADER}"
+# And the domain its clients called (execute-api or a custom domain, always HTTPS), for the
+# server's cross-origin check: behind a team API the Host header is the load balancer's name.
+DOMAIN_HEADER = "X-Mlflow-Platform-Domain"
+DOMAIN_MAPPING = f"overwrite:header.{DOMAIN_HEADER}"
+DOMAIN_VALUE = "$context.domainName"
+# MLflow's own setting (`mlflow server --cors-allowed-origins`): origins, comma-separated,
+# whose pages may call the server across origins. Unset: only the team API's own origin.
+CORS_ALLOWED_ORIGINS = "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"
 
 # A team's MLflow user is TEAM_USER_PREFIX + its team name: a namespace the server keeps for
 # team stacks (team_users.py), which service stacks name in their team secret.
@@ -97,10 +119,18 @@ def principal_key(arn: str) -> str | None:
     match = PRINCIPAL_ARN.match(arn)
     if match is None:
         return None
-    _, account, kind, rest = match.groups()
-    if kind == "assumed-role":
-        return f"{account}:role/{rest.split('/')[0]}"
-    return f"{account}:{kind}/{rest.rsplit('/', 1)[-1]}"
+    _, iam_account, kind, _, sts_account, _, rest = match.groups()
+    if kind is None:  # a role session: <role name>/<session name>
+        return f"{sts_account}:role/{rest.split('/')[0]}"
+    return f"{iam_account}:{kind}/{rest.rsplit('/', 1)[-1]}"
+
+
+def role_key(arn: str) -> str | None:
+    """principal_key of a role's own ARN (ROLE_ARN); None for anything else, a session of
+    the role included: registering a role takes its ARN, and its sessions then map to it
+    (role names are unique in an account)."""
+    match = ROLE_ARN.match(arn)
+    return f"{match.group(1)}:role/{match.group(2)}" if match else None
 
 
 def cloud_hosts(*, load_balancer_dns_name: str, region: str, url_suffix: str) -> str:
@@ -115,6 +145,7 @@ def cloud_hosts(*, load_balancer_dns_name: str, region: str, url_suffix: str) ->
 
 
 _HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
+_ORIGIN = re.compile(r"^https?://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -297,6 +328,13 @@ def from_environ(env: Mapping[str, str]) -> Settings:
     for principal in principals:
         if not PRINCIPAL_ARN.match(principal) or principal.split(":")[5].startswith("assumed"):
             problems.append(f"{ADMIN_PRINCIPALS}: {principal!r} is not an IAM role or user ARN")
+
+    for origin in (o.strip() for o in env.get(CORS_ALLOWED_ORIGINS, "").split(",") if o.strip()):
+        if not _ORIGIN.match(origin):
+            problems.append(
+                f"{CORS_ALLOWED_ORIGINS}: {origin!r} is not an origin: http(s)://host[:port], "
+                "exactly as a browser sends it (no path, no wildcard)"
+            )
 
     # Both modes keep MLflow's users and permissions: basic checks a password, iam the caller.
     admin_username = admin_password = secret_key = None

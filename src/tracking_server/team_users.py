@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tracking_server.settings import TEAM_USER_PREFIX, principal_key
+from tracking_server.settings import ROLE_ARN_RULE, TEAM_USER_PREFIX, role_key
 
 PREFIX = TEAM_USER_PREFIX
 TEAM = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
@@ -197,10 +197,15 @@ def _ensure() -> Any:
     team, password, principal = body.get("team"), body.get("password"), body.get("principal")
     key = None
     if principal is not None:
-        key = principal_key(principal) if isinstance(principal, str) else None
-        if key is None or ":role/" not in key:
+        # The role's own ARN only: a session ARN names a role by name and anyone's session
+        # name, so it proves nothing about which role the stack owns.
+        key = role_key(principal) if isinstance(principal, str) else None
+        if key is None:
             return _error(400, "INVALID_PARAMETER_VALUE",
-                          f"principal = {principal!r}: must be an IAM role ARN")  # fmt: skip
+                          f"principal = {principal!r}: {ROLE_ARN_RULE}")  # fmt: skip
+        if key.split(":")[0] != body["owner"].split(":")[4]:
+            return _error(400, "INVALID_PARAMETER_VALUE", f"principal = {principal!r}: must "
+                          f"be a role of the owner stack's account ({body['owner']})")  # fmt: skip
     if not isinstance(team, str) or not TEAM.match(team):
         return _error(400, "INVALID_PARAMETER_VALUE",
                       f"team = {team!r}: must match {TEAM.pattern}")  # fmt: skip
