@@ -88,9 +88,15 @@ class TrackingApi(Construct):
             # "Transforming API requests and responses for HTTP APIs").
             # iam mode: the caller API Gateway verified, on every request, whatever the client
             # sent in that header (identity.py in the tracking server).
+            # Both modes: the routes' authorization type (the same contract value the routes
+            # take, fixed at deploy), which the server checks against its AuthMode, and the
+            # domain the client called, whose pages alone the server serves across origins
+            # (request_guard.py in the tracking server).
             request_parameters={
                 HOST_MAPPING: contract.read(contract.TRACKING_HOST),
                 settings.CALLER_MAPPING: settings.CALLER_VALUE,
+                settings.ROUTE_AUTHORIZATION_MAPPING: contract.read(contract.ROUTE_AUTHORIZATION),
+                settings.DOMAIN_MAPPING: settings.DOMAIN_VALUE,
             },
         )
         self.routes = [

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from function_harness import Stack, invoke
-from helpers import one_of_type, task_container
+from helpers import of_type, one_of_type, task_container
 
 from mlflow_platform.local.platform import LocalPlatform
 from tracking_server import settings
@@ -30,6 +30,13 @@ TEAMS = {
     "a": (f"arn:aws:iam::{ACCOUNT}:role/team-a-TeamRole-AAA", f"stack/team-a/{'1' * 8}"),
     "b": (f"arn:aws:iam::{ACCOUNT}:role/team-b-TeamRole-BBB", f"stack/team-b/{'2' * 8}"),
 }
+
+
+# MLflow's own setting for origins allowed cross-origin (MLflow 3.18, `mlflow server
+# --cors-allowed-origins`): the one way to serve a page of another origin.
+CORS_ALLOWED_ORIGINS = "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"
+ALLOWED_ORIGIN = "https://notebooks.example.com"
+ROUTE_HEADER = "X-Mlflow-Platform-Route-Authorization"
 
 
 def _session(role: str) -> str:
@@ -44,7 +51,11 @@ def iam(monkeypatch_module):
     local = LocalPlatform(state, progress=lambda _: None)
     try:
         details = local.up(
-            server_env={settings.AUTH_MODE: "iam", settings.ADMIN_PRINCIPALS: ADMIN_ROLE}
+            server_env={
+                settings.AUTH_MODE: "iam",
+                settings.ADMIN_PRINCIPALS: ADMIN_ROLE,
+                CORS_ALLOWED_ORIGINS: ALLOWED_ORIGIN,
+            }
         )
         admin = {"username": details["username"], "password": details["password"]}
         suffix = str(time.time_ns() % 10**6)
@@ -191,6 +202,16 @@ def test_the_team_api_sets_the_caller_header_on_every_request(service, environme
     _, integration = one_of_type(service, "AWS::ApiGatewayV2::Integration")
     mappings = integration["Properties"]["RequestParameters"]
     assert mappings[f"overwrite:header.{settings.CALLER_HEADER}"] == "$context.identity.userArn"
+    # The routes' authorization type, from the same contract value as the routes themselves.
+    _, route = next(iter(of_type(service, "AWS::ApiGatewayV2::Route").items()))
+    assert (
+        mappings[settings.ROUTE_AUTHORIZATION_MAPPING] == route["Properties"]["AuthorizationType"]
+    )
+    assert (
+        mappings[f"overwrite:header.{ROUTE_HEADER}"]
+        == mappings[settings.ROUTE_AUTHORIZATION_MAPPING]
+    )
+    assert mappings[f"overwrite:header.{settings.DOMAIN_HEADER}"] == "$context.domainName"
     container = task_container(environment)
     names = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert names[settings.ADMIN_PRINCIPALS] == {"Ref": "AdminPrincipals"}
@@ -382,3 +403,76 @@ def test_the_proxy_signs_with_refreshed_credentials(iam, gateway):
     # Each request was signed with the newest credentials the SDK had, and they changed.
     assert [arn.rsplit("/", 1)[-1] for arn in refreshing.forwarded] == newest
     assert newest[0] != newest[1]
+
+
+def test_a_stack_cannot_register_a_session_of_another_role(iam, monkeypatch):
+    """The attack as reproduced: a stack owning only `mallory-TeamRole-MMM` registers a session
+    of a person's role whose session name is that role name; the person's signed requests
+    must not act as the team."""
+    suffix = str(time.time_ns() % 10**6)
+    owned = f"arn:aws:iam::{ACCOUNT}:role/mallory-TeamRole-MMM"
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/PersonDataScientistRole/mallory-TeamRole-MMM"
+    stack_id = f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/mallory/{'3' * 8}"
+    response = invoke(
+        monkeypatch, tracking_url=iam["tracking_uri"],
+        admin={"username": iam["username"], "password": iam["password"]},
+        team_secret={"username": f"team/mallory{suffix}", "password": "m" * 24},
+        request_type="Create", stack=Stack(stack_id=stack_id, roles=[owned]),
+        team=f"mallory{suffix}", principal=session,
+    )  # fmt: skip
+    assert response is not None and response["Status"] == "FAILED", response
+    assert f"does not own role {session}" in response["Reason"]
+    person = As(iam, f"arn:aws:sts::{ACCOUNT}:assumed-role/PersonDataScientistRole/jobs")
+    response = person.call("GET", "/api/2.0/mlflow/experiments/search", params={"max_results": 1})
+    assert response.status_code == 403 and "has no MLflow user" in response.text
+
+
+@pytest.mark.parametrize(
+    "name", ["X_Mlflow_Platform_Caller", "x_mlflow_platform_caller", "X-Mlflow_Platform-Caller"]
+)
+def test_an_underscore_alias_cannot_name_the_caller(iam, name):
+    """The attack: a team API whose routes are still NONE passes a header API Gateway does not
+    overwrite; alone, WSGI reads it as the caller header, here an admin principal's session."""
+    person = {"username": f"alias{time.time_ns()}", "password": "p" * 20}
+    response = requests.post(
+        f"{iam['tracking_uri']}/api/2.0/mlflow/users/create", json=person,
+        headers={name: _session(ADMIN_ROLE)}, timeout=30,
+    )  # fmt: skip
+    assert response.status_code == 400, response.text
+    assert repr(name.lower()) in response.text and settings.CALLER_HEADER in response.text
+    admin = As(iam, None, auth=(iam["username"], iam["password"]))
+    listed = admin.call("GET", "/api/2.0/mlflow/users/list").json()["users"]
+    assert person["username"] not in {u["username"] for u in listed}
+
+
+def test_a_team_api_with_routes_not_aws_iam_is_refused(iam):
+    """The environment went from basic to iam and a team API kept its NONE routes: API Gateway
+    checks no signature there, so its caller header names no one API Gateway verified. The
+    team API states its routes' authorization on every request (overwritten, a fixed value)."""
+    for route in ("NONE", ""):
+        claimed = requests.post(
+            f"{iam['tracking_uri']}/api/2.0/mlflow/users/create",
+            json={"username": f"none{time.time_ns()}", "password": "n" * 20},
+            headers={settings.CALLER_HEADER: _session(ADMIN_ROLE), ROUTE_HEADER: route},
+            timeout=30,
+        )
+        assert claimed.status_code == 403, claimed.text
+        assert f"{ROUTE_HEADER} = {route!r}" in claimed.text
+        assert "update the team stack" in claimed.text
+    # The team API as deployed in iam mode is served.
+    served = _team(iam, "a")
+    served.headers[ROUTE_HEADER] = "AWS_IAM"
+    searched = served.call("GET", "/api/2.0/mlflow/experiments/search", params={"max_results": 1})
+    assert searched.status_code == 200, searched.text
+
+
+def test_an_origin_in_mlflows_cors_setting_is_served_and_no_other(iam):
+    admin = (iam["username"], iam["password"])
+    search = f"{iam['tracking_uri']}/api/2.0/mlflow/experiments/search?max_results=1"
+    allowed = requests.get(search, headers={"Origin": ALLOWED_ORIGIN}, auth=admin, timeout=30)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    for origin in ("http://localhost:8888", "https://notebooks.example.com.evil.example"):
+        refused = requests.get(search, headers={"Origin": origin}, auth=admin, timeout=30)
+        assert refused.status_code == 403, (origin, refused.text)
+        assert "access-control-allow-origin" not in refused.headers

@@ -35,11 +35,12 @@ from mlflow_platform.errors import PlatformError
 
 SERVICE = "execute-api"
 _API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
-# Hop-by-hop headers (RFC 9110, 7.6.1) and what the proxy sets itself.
+# Hop-by-hop headers (RFC 9110, 7.6.1) and what the proxy sets itself. Origin too: `refusal`
+# admitted only the proxy's own pages, and the team server serves no origin but its team API's.
 _NOT_FORWARDED = frozenset(
     {"connection", "keep-alive", "proxy-authorization", "te", "trailer", "transfer-encoding",
      "upgrade", "host", "authorization", "x-amz-date", "x-amz-security-token",
-     "x-amz-content-sha256", "content-length", "accept-encoding"}
+     "x-amz-content-sha256", "content-length", "accept-encoding", "origin"}
 )  # fmt: skip
 
 

@@ -69,9 +69,11 @@ def _platform_app(build: Callable[[Any], Any]) -> HotPaths:
     from mlflow.server.fastapi_app import _EfficientWSGIMiddleware
 
     from tracking_server import fast_paths
+    from tracking_server.request_guard import RequestGuard
 
     fast_paths.install(app)
-    return HotPaths(build(app), _EfficientWSGIMiddleware(app))
+    # Both ways in pass the platform's refusals first (request_guard.py).
+    return HotPaths(RequestGuard(build(app)), RequestGuard(_EfficientWSGIMiddleware(app)))
 
 
 def create_basic_auth_app() -> Any:
