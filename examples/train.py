@@ -1,5 +1,7 @@
 """Train a small model and track it in the platform's MLflow: parameters, a metric per epoch, an
-artifact, and a registered model version.
+artifact, and a registered model version, which it then loads back from the registry and uses.
+With `--weights-mib N` the model carries a weights file of N MiB, as real models do (the bytes
+go straight to and from S3: API Gateway caps a team API's requests at 10 MB).
 
 It runs unchanged in a SageMaker notebook, in a SageMaker training job, and against
 `invoke local`. Where the tracking server is and how to authenticate, first match wins:
@@ -8,8 +10,11 @@ It runs unchanged in a SageMaker notebook, in a SageMaker training job, and agai
   service stack's TrackingUriParameterName output);
 - basic auth: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, else the secret named by
   MLFLOW_CREDENTIALS_SECRET (the TeamCredentialsSecretArn output), read with the team role;
-- iam auth: MLFLOW_TRACKING_AWS_SIGV4=true, and every request is signed with the role's
-  credentials (needs the requests-auth-aws-sigv4 package).
+- iam auth: MLFLOW_TRACKING_AUTH=aws-sigv4, and every request is signed with the role's
+  credentials by the mlflow-platform-client package (client/).
+
+Artifacts need no setting with an MLflow 3.18 client; an older one needs the artifact settings
+the team stack publishes (ClientEnvironment).
 
     python examples/train.py --experiment churn --model-name churn-model
 """
@@ -17,6 +22,7 @@ It runs unchanged in a SageMaker notebook, in a SageMaker training job, and agai
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import tempfile
@@ -27,12 +33,37 @@ import numpy as np
 
 
 class LinearModel(mlflow.pyfunc.PythonModel):
-    def __init__(self, weights: list[float], bias: float) -> None:
+    def __init__(self, weights: list[float], bias: float, weights_sha256: str = "") -> None:
         self.weights = np.asarray(weights)
         self.bias = bias
+        self.weights_sha256 = weights_sha256
+
+    def load_context(self, context):
+        """A model with a weights file checks, on load, that it got every byte of it."""
+        if "weights" in context.artifacts:
+            digest = _sha256(Path(context.artifacts["weights"]))
+            if digest != self.weights_sha256:
+                raise ValueError(f"weights file damaged: sha256 {digest}")
 
     def predict(self, context, model_input, params=None):
         return np.asarray(model_input, dtype=float) @ self.weights + self.bias
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_weights(path: Path, mebibytes: int, seed: int) -> str:
+    """A weights file of `mebibytes` MiB (float32, as a network's would be); its sha256."""
+    rng = np.random.default_rng(seed)
+    with path.open("wb") as file:
+        for _ in range(mebibytes):
+            file.write(rng.standard_normal(1 << 18, dtype=np.float32).tobytes())
+    return _sha256(path)
 
 
 def configure() -> None:
@@ -76,6 +107,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--learning-rate", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--weights-mib", type=int, default=0,
+                        help="size of the model's weights file in MiB (0: none)")  # fmt: skip
     args = parser.parse_args()
     configure()
 
@@ -91,16 +124,28 @@ def main() -> None:
             report = Path(tmp) / "report.json"
             report.write_text(json.dumps({"final_mse": losses[-1], "weights": list(model.weights)}))
             mlflow.log_artifact(str(report))
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=model,
-            registered_model_name=args.model_name,
-            pip_requirements=["numpy"],
-            input_example=np.zeros((1, 3)),
-        )
-        print(json.dumps({"run_id": run.info.run_id, "model_uri": info.model_uri,
-                          "registered_model_version": info.registered_model_version,
-                          "final_mse": losses[-1]}))  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            artifacts = {}
+            if args.weights_mib:
+                weights = Path(tmp) / "weights.bin"
+                model.weights_sha256 = write_weights(weights, args.weights_mib, args.seed)
+                artifacts["weights"] = str(weights)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model,
+                artifacts=artifacts or None,
+                registered_model_name=args.model_name,
+                pip_requirements=["numpy"],
+                input_example=np.zeros((1, 3)),
+            )
+    # What a deployment does: load the registered version (every byte of the weights
+    # checked) and predict.
+    loaded = mlflow.pyfunc.load_model(f"models:/{args.model_name}/{info.registered_model_version}")
+    prediction = loaded.predict(np.array([[1.0, 0.0, 0.0]]))
+    print(json.dumps({"run_id": run.info.run_id, "model_uri": info.model_uri,
+                      "registered_model_version": info.registered_model_version,
+                      "final_mse": losses[-1], "prediction": float(np.ravel(prediction)[0]),
+                      "weights_sha256": model.weights_sha256}))  # fmt: skip
 
 
 if __name__ == "__main__":

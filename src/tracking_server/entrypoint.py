@@ -272,6 +272,27 @@ def auth_config(settings: Settings, auth_uri: str, directory: Path) -> Path:
     return path
 
 
+# Artifact bytes never pass the team API (API Gateway caps a request and a response at 10 MB
+# and 30 s) nor the server: it signs S3 URLs, and clients move the bytes straight to and from
+# the bucket. MLflow 3.18's presigned-only mode refuses proxied bytes with a message naming the
+# fix, and a 3.18 client or UI reads it from /api/3.0/mlflow/server-info and switches by itself;
+# an older client needs the artifact settings each team stack publishes. Presigned URLs expire in
+# minutes (downloads: MLflow's 300 s default, kept explicit here).
+PRESIGNED_DOWNLOAD_TTL_SECONDS = 300
+
+
+def artifact_transfer_environment(destination: str) -> dict[str, str]:
+    """The server's artifact settings: presigned-only where the store can presign (S3)."""
+    if not destination.startswith("s3://"):
+        return {"MLFLOW_ARTIFACTS_PRESIGNED_ONLY": "false"}
+    return {
+        "MLFLOW_ARTIFACTS_PRESIGNED_ONLY": "true",
+        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
+        "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS": str(PRESIGNED_DOWNLOAD_TTL_SECONDS),
+    }
+
+
 def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dict[str, str]]:
     """argv and environment of `mlflow server`; no secret in argv."""
     env = {k: v for k, v in os.environ.items() if k not in names.SECRETS}
@@ -281,6 +302,7 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
         env["MLFLOW_REGISTRY_STORE_URI"] = settings.database.uri()
         env["MLFLOW_BACKEND_STORE_URI"] = store_uri.bulk_uri(settings.database.uri())
     env["MLFLOW_ARTIFACTS_DESTINATION"] = settings.artifacts_destination
+    env.update(artifact_transfer_environment(settings.artifacts_destination))
     # MLflow 3 starts job runners (GenAI scorers, trace roll-ups) beside the server: four more
     # processes, about 1 GB in all, and periodic tasks that every replica would run again.
     # Experiment tracking and the registry need none of it.
@@ -307,6 +329,7 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
     if settings.gateway_kek:
         env["MLFLOW_CRYPTO_KEK_PASSPHRASE"] = settings.gateway_kek
     env[names.AI_GATEWAY] = settings.ai_gateway
+    env["MLFLOW_ENABLE_AI_GATEWAY"] = "true" if settings.ai_gateway == "on" else "false"
     argv += ["--app-name", app.BASIC_AUTH]
     return argv, env
 

@@ -28,6 +28,7 @@ starts the component again; a port held by a process not ours is refused, naming
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import glob
 import json
@@ -39,12 +40,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow_platform import client_settings
 from mlflow_platform.errors import PlatformError
+from mlflow_platform.local import team_api
 from mlflow_platform.local import tls as local_tls
 from tracking_server import settings as names
 
@@ -54,11 +58,19 @@ DB_USER = "mlflow"  # the master user, as RDS's MasterUsername
 SUPERUSER = "postgres"
 ADMIN = "admin"
 REGION = "us-east-1"
-COMPONENTS = ("postgres", "s3", "server")
+COMPONENTS = ("postgres", "s3", "server", "team-api")
 MASTER_SETTINGS = (names.DB_MASTER_USERNAME, names.DB_MASTER_PASSWORD)
 LOAD_BALANCER_DNS_NAME = f"internal-mlflow-local-0000000000.{REGION}.elb.amazonaws.com"
 """Stands in for the internal load balancer's name: the server accepts the Host headers it
 accepts in the cloud, so a client can send them as the load balancer and team APIs do."""
+# The team a local platform makes, as a team stack would: its MLflow user, and in iam mode the
+# role whose signed requests act as it (the local team API issues credentials for it) and an
+# administrator role.
+LOCAL_TEAM = "local"
+LOCAL_ACCOUNT = "000000000000"
+LOCAL_TEAM_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/mlflow-local-team"
+LOCAL_ADMIN_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/mlflow-local-admin"
+LOCAL_TEAM_STACK = f"arn:aws:cloudformation:{REGION}:{LOCAL_ACCOUNT}:stack/mlflow-local-team/local"
 
 
 class LocalPlatformError(PlatformError):
@@ -82,6 +94,11 @@ class Credentials:
     server_db_password: str  # the server's own role's: its own secret in the cloud
     postgres_password: str  # the local superuser's, for the platform's own set-up and tests
     gateway_kek: str  # encrypts the AI gateway's provider keys (a generated secret in the cloud)
+    team_password: str  # the local team's MLflow user (basic mode), as a team secret holds it
+    team_access_key: str  # iam mode: the credentials the local team API accepts for the team
+    team_secret_key: str
+    admin_access_key: str  # ... and for an administrator (in ADMIN_PRINCIPALS)
+    admin_secret_key: str
 
     @staticmethod
     def generate(**known: str) -> Credentials:
@@ -92,8 +109,24 @@ class Credentials:
             "server_db_password": secrets.token_urlsafe(24),
             "postgres_password": secrets.token_urlsafe(24),
             "gateway_kek": secrets.token_urlsafe(48),
+            "team_password": secrets.token_urlsafe(18),
+            "team_access_key": _access_key_id(),
+            "team_secret_key": secrets.token_urlsafe(30),
+            "admin_access_key": _access_key_id(),
+            "admin_secret_key": secrets.token_urlsafe(30),
         }
         return Credentials(**{**fresh, **known})
+
+
+def _access_key_id() -> str:
+    """Shaped as IAM's: AKIA and 16 characters of A-Z and 2-7."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    return "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+def _session(role: str) -> str:
+    """`$context.identity.userArn` for a session of `role`, as a SageMaker job's is."""
+    return f"arn:aws:sts::{LOCAL_ACCOUNT}:assumed-role/{role.rsplit('/', 1)[-1]}/local"
 
 
 def _free_port() -> int:
@@ -256,7 +289,14 @@ class LocalPlatform:
         if not embedded:
             self._ensure_postgres(state, credentials)
             self._ensure_s3(state)
-        self._ensure_server(state, credentials, server_env or {})
+        extra = dict(server_env or {})
+        auth_mode = extra.get(names.AUTH_MODE, "basic")
+        if auth_mode == "iam":
+            admins = [p for p in extra.get(names.ADMIN_PRINCIPALS, "").split(",") if p]
+            extra[names.ADMIN_PRINCIPALS] = ",".join([*admins, LOCAL_ADMIN_ROLE])
+        self._ensure_server(state, credentials, extra)
+        self._ensure_local_team(state, credentials, auth_mode)
+        self._ensure_team_api(state, credentials, auth_mode)
         return self.details()
 
     def details(self) -> dict:
@@ -269,6 +309,7 @@ class LocalPlatform:
             "password": credentials.admin_password,
             "embedded": state.get("embedded", False),
             "s3_endpoint": f"http://127.0.0.1:{state['s3']['port']}" if "s3" in state else None,
+            **self._team_details(state, credentials),
             "bucket": BUCKET if "s3" in state else None,
         }
 
@@ -563,6 +604,87 @@ class LocalPlatform:
         self._save(state)
         url = f"http://127.0.0.1:{port}"
         self._wait(lambda: _healthy(url), "the tracking server", process.pid, "server.log", 180)
+
+    # -- the local team and its team API ------------------------------------------------
+    def _ensure_local_team(self, state: dict, credentials: Credentials, auth_mode: str) -> None:
+        """The team user a team stack would make (the team-user function's call), idempotent."""
+        body = {"team": LOCAL_TEAM, "password": credentials.team_password,
+                "owner": LOCAL_TEAM_STACK}  # fmt: skip
+        if auth_mode == "iam":
+            body["principal"] = LOCAL_TEAM_ROLE
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{state['server']['port']}/api/2.0/mlflow-platform/team-users/ensure",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Host": LOAD_BALANCER_DNS_NAME,
+                "Authorization": "Basic "
+                + base64.b64encode(f"{ADMIN}:{credentials.admin_password}".encode()).decode(),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                pass
+        except urllib.error.HTTPError as error:
+            raise LocalPlatformError(
+                f"making the local team's MLflow user failed: HTTP {error.code} "
+                f"{error.read()[:300].decode(errors='replace')}"
+            ) from None
+
+    def _ensure_team_api(self, state: dict, credentials: Credentials, auth_mode: str) -> None:
+        """The team API stand-in (team_api.py) in front of the server, in the server's mode."""
+        wanted = {"auth_mode": auth_mode, "target": state["server"]["port"]}
+        current = state.get("team-api", {})
+        if self._running("team-api", state) and current.get("settings") == wanted:
+            return
+        port = current.get("port") or _free_port()
+        self._clear_the_way("team-api", state, port, "the team API")
+        callers = {}
+        if auth_mode == "iam":
+            callers = {
+                credentials.team_access_key: team_api.Caller(
+                    credentials.team_secret_key, _session(LOCAL_TEAM_ROLE)
+                ),
+                credentials.admin_access_key: team_api.Caller(
+                    credentials.admin_secret_key, _session(LOCAL_ADMIN_ROLE)
+                ),
+            }
+        config = team_api.TeamApiConfig(
+            auth_mode=auth_mode, target_port=state["server"]["port"],
+            host=LOAD_BALANCER_DNS_NAME, callers=callers, port=port,
+        )  # fmt: skip
+        path = self.dir / "team-api.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(config.dump(), out)
+        self.progress(f"starting the team API ({auth_mode}) on 127.0.0.1:{port}")
+        process = self._spawn([sys.executable, "-m", "mlflow_platform.local.team_api", str(path)],
+                              log="team-api.log", env=os.environ.copy())  # fmt: skip
+        state["team-api"] = {"port": port, "pid": process.pid, "settings": wanted}
+        self._save(state)
+        self._wait(lambda: _port_open(port), "the team API", process.pid, "team-api.log", 30)
+
+    def _team_details(self, state: dict, credentials: Credentials) -> dict:
+        """The team API's address, and what a client of the local team sets to use it."""
+        team = state.get("team-api")
+        if not team:
+            return {}
+        url = f"http://127.0.0.1:{team['port']}"
+        auth_mode = team["settings"]["auth_mode"]
+        environment = client_settings.client_environment(tracking_uri=url, auth_mode=auth_mode)
+        if auth_mode == "iam":
+            environment.update({
+                "AWS_ACCESS_KEY_ID": credentials.team_access_key,
+                "AWS_SECRET_ACCESS_KEY": credentials.team_secret_key,
+                "AWS_REGION": REGION,
+            })  # fmt: skip
+        else:
+            environment.update({
+                "MLFLOW_TRACKING_USERNAME": f"{names.TEAM_USER_PREFIX}{LOCAL_TEAM}",
+                "MLFLOW_TRACKING_PASSWORD": credentials.team_password,
+            })  # fmt: skip
+        return {"team_api_uri": url, "auth_mode": auth_mode, "client_environment": environment}
 
     # -- processes -----------------------------------------------------------------------
     def _spawn(self, argv: list[str], *, log: str, env: dict[str, str]) -> subprocess.Popen:
