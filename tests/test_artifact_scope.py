@@ -8,6 +8,7 @@ files under alpha's prefix through locations the server reads and writes with it
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -79,13 +80,35 @@ def teams(platform) -> tuple[Team, Team, dict]:
         assert response.status_code == 200, response.text
         team.experiment_id = response.json()["experiment_id"]
         team.run_id = team.run(team.experiment_id)
-        team.ok(
-            "PUT",
-            f"/api/2.0/mlflow-artifacts/artifacts/{team.experiment_id}/"
-            f"{team.run_id}/artifacts/secret.txt",
-            data=team.secret,
-        )
+        _put(details, f"{team.experiment_id}/{team.run_id}/artifacts/secret.txt", team.secret)
     return alpha, beta, details
+
+
+def _s3(details: dict) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=details["s3_endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def _put(details: dict, path: str, text: str) -> None:
+    """A file where a team's own (presigned) upload puts it: the destination's `path`."""
+    _s3(details).put_object(Bucket=details["bucket"], Key=f"artifacts/{path}", Body=text.encode())
+
+
+def _fetch(response: requests.Response) -> str:
+    """The file a response serves, or the one its presigned URL points at."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    url = body.get("url") or body.get("presigned_url") if isinstance(body, dict) else None
+    if response.status_code != 200 or not url:
+        return response.text
+    return requests.get(url, headers=body.get("headers") or {}, timeout=30).text
 
 
 def _alpha_prefix(alpha: Team, details: dict) -> str:
@@ -94,25 +117,17 @@ def _alpha_prefix(alpha: Team, details: dict) -> str:
 
 def _alpha_keys(alpha: Team, details: dict) -> list[str]:
     """Every object under alpha's run, read from the bucket itself."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=details["s3_endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
     prefix = f"artifacts/{alpha.experiment_id}/{alpha.run_id}/"
-    listed = s3.list_objects_v2(Bucket=details["bucket"], Prefix=prefix)
+    listed = _s3(details).list_objects_v2(Bucket=details["bucket"], Prefix=prefix)
     return [item["Key"][len(prefix) :] for item in listed.get("Contents", [])]
 
 
 def test_the_teams_own_their_runs(teams):
     """What every attack below works around: beta's direct read of alpha's file is refused."""
     alpha, beta, _ = teams
-    path = f"/api/2.0/mlflow-artifacts/artifacts/{alpha.experiment_id}/{alpha.run_id}/artifacts"
-    mine = alpha.call("GET", "/get-artifact", params={"run_id": alpha.run_id, "path": "secret.txt"})
-    assert mine.status_code == 200 and mine.text == alpha.secret, mine.text
-    assert beta.call("GET", f"{path}/secret.txt").status_code == 403
+    path = f"/api/2.0/mlflow-artifacts/presigned/{_alpha_path(alpha)}/secret.txt"
+    assert _fetch(alpha.call("GET", path)) == alpha.secret
+    assert beta.call("GET", path).status_code == 403
     assert (
         beta.call(
             "GET", "/get-artifact", params={"run_id": alpha.run_id, "path": "secret.txt"}
@@ -134,12 +149,12 @@ def _register(team: Team, source: str, **extra: Any) -> requests.Response:
     )
 
 
-def _read_version(team: Team, response: requests.Response, path: str) -> requests.Response:
+def _read_version(team: Team, response: requests.Response, path: str) -> str:
+    """The file as the registry serves it, presigned (the server is presigned-only on S3)."""
     version = response.json()["model_version"]
-    return team.call(
-        "GET",
-        "/model-versions/get-artifact",
-        params={"name": version["name"], "version": version["version"], "path": path},
+    params = {"name": version["name"], "version": version["version"], "path": path}
+    return _fetch(
+        team.call("GET", "/model-versions/get-artifact", params={**params, "presigned": "true"})
     )
 
 
@@ -149,7 +164,7 @@ def test_a_model_version_cannot_take_another_teams_bucket_prefix_as_source(teams
     response = _register(beta, source)
     if response.status_code == 200:
         stolen = _read_version(beta, response, "secret.txt")
-        assert alpha.secret not in stolen.text, "beta read alpha's secret through the registry"
+        assert alpha.secret not in stolen, "beta read alpha's secret through the registry"
     _refused(response, "INVALID_PARAMETER_VALUE", "source", source, "runs:", "models:")
 
 
@@ -171,7 +186,7 @@ def test_an_mlflow_artifacts_source_in_another_teams_run_is_refused(teams, with_
     source = f"mlflow-artifacts:/{alpha.experiment_id}/{alpha.run_id}/artifacts"
     response = _register(beta, source, **({"run_id": beta.run_id} if with_run else {}))
     if response.status_code == 200:
-        assert alpha.secret not in _read_version(beta, response, "secret.txt").text
+        assert alpha.secret not in _read_version(beta, response, "secret.txt")
     assert response.status_code == 400, response.text
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     # Naming alpha's run beside it asks for alpha's run: MLflow's permission check.
@@ -192,7 +207,8 @@ def test_a_runs_or_models_source_of_another_team_is_refused(teams):
 
 def _plant(beta: Team, location: str, prefix: str = "api") -> requests.Response:
     """Beta's experiment at `location`, a run in it, and MLmodel uploaded to that run by the
-    server's own hand. Returns the experiment's creation."""
+    server's own hand (proxied) or by a URL it signs (presigned-only). Returns the experiment's
+    creation."""
     response = beta.call(
         "POST",
         f"/{prefix}/2.0/mlflow/experiments/create",
@@ -206,6 +222,13 @@ def _plant(beta: Team, location: str, prefix: str = "api") -> requests.Response:
             params={"run_id": run_id, "path": "MLmodel"},
             data=PLANTED,
         )
+        signed = beta.call(
+            "POST",
+            "/api/2.0/mlflow/artifacts/presigned-upload-url",
+            json={"run_id": run_id, "path": "MLmodel"},
+        )
+        if signed.status_code == 200:
+            requests.put(signed.json()["presigned_url"], data=PLANTED, timeout=30)
     return response
 
 
@@ -282,7 +305,7 @@ def test_an_experiment_with_no_location_gets_the_default(teams):
 @pytest.fixture(scope="module")
 def alpha_model(teams) -> tuple[str, str]:
     """Alpha's logged model (its id) and a registered version of it (its name)."""
-    alpha, _, _ = teams
+    alpha, _, details = teams
     model = alpha.ok(
         "POST",
         "/api/2.0/mlflow/logged-models",
@@ -290,7 +313,7 @@ def alpha_model(teams) -> tuple[str, str]:
     )["model"]
     model_id = model["info"]["model_id"]
     root = model["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/")
-    alpha.ok("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{root}/MLmodel", data="flavors: {}")
+    _put(details, f"{root}/MLmodel", "flavors: {}")
     registered = _register(alpha, f"models:/{model_id}", model_id=model_id)
     assert registered.status_code == 200, registered.text
     return model_id, registered.json()["model_version"]["name"]
@@ -430,7 +453,11 @@ def test_a_location_stored_before_the_guard_is_not_resolved(teams, legacy, reque
         data=None if body or method == "GET" else PLANTED,
     )
     assert alpha.secret not in response.text and "X-Amz" not in response.text
-    _refused(response, "PERMISSION_DENIED", _alpha_prefix(alpha, details))
+    # The proxied upload is refused first by MLflow's presigned-only mode where it is on (S3).
+    proxied_upload = path.endswith("upload-artifact") and "presigned" in response.text
+    _refused(
+        response, "PERMISSION_DENIED", *([] if proxied_upload else [_alpha_prefix(alpha, details)])
+    )
     assert not [key for key in _alpha_keys(alpha, details) if key.endswith("MLmodel")]
 
 
@@ -469,9 +496,7 @@ def test_a_team_logs_registers_and_loads_its_models(teams, monkeypatch, tmp_path
         logged.model_uri,
     ):
         assert list(mlflow.pyfunc.load_model(uri).predict([1, 2])) == [2, 4], uri
-    files = alpha.call(
-        "GET",
-        "/model-versions/get-artifact",
-        params={"name": name, "version": by_run.version, "path": "MLmodel"},
-    )
-    assert files.status_code == 200 and "python_function" in files.text, files.text
+    version = {"model_version": {"name": name, "version": by_run.version}}
+    response = requests.Response()
+    response._content, response.status_code = json.dumps(version).encode(), 200
+    assert "python_function" in _read_version(alpha, response, "MLmodel")
