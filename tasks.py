@@ -224,6 +224,26 @@ def ui(c, url, port=8765, bind="127.0.0.1", profile=None, region=None):
         proxy.close()
 
 
+@task(
+    help=help_for(
+        "json",
+        dist_dir="Where the wheel goes (default dist/); a wheel of the same name is replaced.",
+    )
+)
+def client_wheel(c, dist_dir=None, json=False):
+    """Build the mlflow-platform-client wheel (MLflow's SigV4 plug-in for iam mode) into dist/.
+
+    For images and jobs whose network reaches no package index: client/README.md."""
+    from pathlib import Path
+
+    from mlflow_platform import client_wheel as wheel
+    from mlflow_platform.paths import DIST
+
+    with failing_as("client-wheel"):
+        built = wheel.build(Path(dist_dir) if dist_dir else DIST)
+    wheel.report(built).emit(json=json)
+
+
 def _listing(task_name, target, template, profile, region):
     from mlflow_platform import aws
     from mlflow_platform.releasing import config as publish_config
@@ -297,4 +317,4 @@ def upgrade(
     upgrade_report(results, errors=listing.errors, dry_run=dry_run).emit(json=json)
 
 
-namespace = Collection(synth, bundle, local, image, publish, outdated, upgrade, ui)
+namespace = Collection(synth, bundle, local, image, publish, outdated, upgrade, ui, client_wheel)
