@@ -53,23 +53,29 @@ def bundle(c, check=False, force=False, json=False):
         embedded="With up: no PostgreSQL and no S3 endpoint; a SQLite file and a local "
         "artifact directory, the same entrypoint and auth.",
         state_dir="Where data, logs and credentials live (default .local/).",
+        auth="With up: basic (MLflow users and passwords, the default) or iam (SigV4 checked "
+        "by the local team API, with credentials it issues for the local team).",
     ),
 )
-def local(c, action, embedded=False, state_dir=None, json=False):
-    """The platform on this machine: PostgreSQL, an S3 endpoint and the tracking server."""
+def local(c, action, embedded=False, state_dir=None, json=False, auth="basic"):
+    """The platform on this machine: PostgreSQL, an S3 endpoint, the tracking server and a team
+    API in front of it that behaves as API Gateway does."""
     from pathlib import Path
 
     from mlflow_platform.cli import local_report
     from mlflow_platform.local.platform import LocalPlatform
     from mlflow_platform.paths import ROOT
+    from tracking_server import settings
 
     actions = {
-        "up": lambda p: p.up(embedded=embedded),
+        "up": lambda p: p.up(embedded=embedded, server_env={settings.AUTH_MODE: auth}),
         "down": lambda p: {"stopped": p.down()},
         "status": lambda p: p.status(),
     }
     if action not in actions:
         raise Exit(f"invoke local: action {action!r}: must be up, down or status", code=2)
+    if auth not in settings.AUTH_MODES:
+        raise Exit(f"invoke local: --auth {auth!r}: must be basic or iam", code=2)
     platform = LocalPlatform(
         Path(state_dir) if state_dir else ROOT / ".local",
         progress=(lambda _: None) if json else progress(json=False),

@@ -10,7 +10,7 @@ It runs unchanged in a SageMaker notebook, in a SageMaker training job, and agai
   service stack's TrackingUriParameterName output);
 - basic auth: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, else the secret named by
   MLFLOW_CREDENTIALS_SECRET (the TeamCredentialsSecretArn output), read with the team role;
-- iam auth: MLFLOW_TRACKING_AUTH=aws-sigv4, and every request is signed with the role's
+- iam auth: MLFLOW_TRACKING_AUTH=mlflow-platform-sigv4, and every request is signed with the role's
   credentials by the mlflow-platform-client package (client/).
 
 Artifacts need no setting with an MLflow 3.18 client; an older one needs the artifact settings

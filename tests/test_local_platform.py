@@ -36,6 +36,7 @@ def test_up_is_idempotent_and_status_says_what_runs(platform):
         "postgres": True,
         "s3": True,
         "server": True,
+        "team-api": True,
     }
     assert local.up() == details
     assert local.status() == before  # nothing restarted

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json as jsonlib
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -124,11 +125,17 @@ def image_report(result: ImageResult, *, dry_run: bool) -> Report:
 
 def local_report(action: str, result: Mapping[str, Any]) -> Report:
     if action == "up":
+        # What the local team's notebook sets, as `export` lines (`eval "$(invoke local up)"`
+        # sets them; progress goes to standard error then), and the administrator's way in.
         lines = [
-            f"MLFLOW_TRACKING_URI={result['tracking_uri']}",
-            f"MLFLOW_TRACKING_USERNAME={result['username']}",
-            f"MLFLOW_TRACKING_PASSWORD={result['password']}",
-        ]
+            f"# the local team ({result.get('auth_mode', 'basic')} mode), through its team API:"
+        ] + [
+            f"export {name}={shlex.quote(value)}"
+            for name, value in result.get("client_environment", {}).items()
+        ] + [
+            f"# administrator, straight to the server: {result['tracking_uri']} "
+            f"user {result['username']} password {result['password']}"
+        ]  # fmt: skip
     elif action == "down":
         lines = ["stopped: " + (", ".join(result["stopped"]) or "nothing was running")]
     else:

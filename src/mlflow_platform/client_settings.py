@@ -16,7 +16,7 @@ from __future__ import annotations
 
 # The iam-mode client: the `mlflow.request_auth_provider` entry point of client/ (the
 # mlflow-platform-client distribution), chosen with MLFLOW_TRACKING_AUTH.
-SIGV4_AUTH_PROVIDER = "aws-sigv4"
+SIGV4_AUTH_PROVIDER = "mlflow-platform-sigv4"
 
 ARTIFACT_SETTINGS: dict[str, str] = {
     "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",

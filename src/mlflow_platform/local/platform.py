@@ -295,8 +295,12 @@ class LocalPlatform:
             admins = [p for p in extra.get(names.ADMIN_PRINCIPALS, "").split(",") if p]
             extra[names.ADMIN_PRINCIPALS] = ",".join([*admins, LOCAL_ADMIN_ROLE])
         self._ensure_server(state, credentials, extra)
-        self._ensure_local_team(state, credentials, auth_mode)
-        self._ensure_team_api(state, credentials, auth_mode)
+        if embedded:  # no S3, so no presigned transfers: nothing that behaves as the cloud's
+            self._stop("team-api", state.pop("team-api", {}).get("pid"))
+            self._save(state)
+        else:
+            self._ensure_local_team(state, credentials, auth_mode)
+            self._ensure_team_api(state, credentials, auth_mode)
         return self.details()
 
     def details(self) -> dict:
@@ -575,11 +579,16 @@ class LocalPlatform:
 
     def _ensure_server(self, state: dict, credentials: Credentials, extra: dict[str, str]) -> None:
         server = state.get("server", {})
-        if self._running("server", state) and _healthy(f"http://127.0.0.1:{server.get('port')}"):
+        auth_mode = extra.get(names.AUTH_MODE, "basic")
+        running = self._running("server", state)
+        if running and server.get("auth_mode", "basic") != auth_mode:
+            self.progress(f"restarting the tracking server in {auth_mode} mode")
+            self._stop("server", server.get("pid"))
+        elif running and _healthy(f"http://127.0.0.1:{server.get('port')}"):
             return
         port = state.get("server", {}).get("port") or _free_port()
         self._clear_the_way("server", state, port, "the tracking server")
-        state["server"] = {"port": port}
+        state["server"] = {"port": port, "auth_mode": auth_mode}
         self._save(state)
         # As the task runs it: the init container, alone with the master user, sets the
         # server's role up and exits; then the server starts without the master secret.

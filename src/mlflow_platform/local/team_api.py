@@ -84,6 +84,7 @@ class TeamApiConfig:
     callers: dict[str, Caller]  # iam mode: access key id -> caller
     port: int = 0
     timeout: float = TIMEOUT_SECONDS  # shorter only in the team API's own tests
+    region: str = "us-east-1"  # the API's region, which a signature's scope must name
 
     @staticmethod
     def load(path: Path) -> TeamApiConfig:
@@ -98,20 +99,29 @@ class TeamApiConfig:
             "host": self.host,
             "port": self.port,
             "timeout": self.timeout,
+            "region": self.region,
             "callers": {k: c.__dict__ for k, c in self.callers.items()},
         }
 
 
 def verify(
-    method: str, url: str, headers: dict[str, str], body: bytes, callers: dict[str, Caller]
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    callers: dict[str, Caller],
+    region: str | None = None,
 ) -> Caller | tuple[int, str]:
-    """The caller whose credentials signed this request, or API Gateway's refusal."""
+    """The caller whose credentials signed this request for the API's region (when given), or
+    API Gateway's refusal."""
     lower = {k.lower(): v for k, v in headers.items()}
     found = _AUTH.match(lower.get("authorization", ""))
     if found is None or "x-amz-date" not in lower:
         return MISSING
     caller = callers.get(found["key"])
     if caller is None or found["service"] != "execute-api":
+        return MISMATCH
+    if region is not None and found["region"] != region:
         return MISMATCH
     signed = found["signed"].split(";")
     if "host" not in signed or any(name not in lower for name in signed):
@@ -193,7 +203,10 @@ class TeamApi:
         user_arn = None
         if self.config.auth_mode == "iam":
             url = f"http://{handler.headers.get('Host', '')}{handler.path}"
-            caller = verify(handler.command, url, dict(forward), body, self.config.callers)
+            caller = verify(
+                handler.command, url, dict(headers), body, self.config.callers,
+                self.config.region,
+            )  # fmt: skip
             if not isinstance(caller, Caller):
                 return _refusal(*caller)
             user_arn = caller.user_arn
