@@ -10,6 +10,23 @@ from constructs import Construct
 from mlflow_platform.building.nag import acknowledge, logical_id
 
 ARTIFACT_PREFIX = "artifacts"
+# Cross-origin requests the MLflow 3.18 UI makes to presigned URLs, from the team API's page
+# (`https://<api-id>.execute-api.<region>.<suffix>`; an AllowedOrigin may hold one `*`, Amazon
+# S3 User Guide, "Elements of a CORS configuration"). Its JS bundle downloads with fetch() GETs,
+# its PDF and CSV viewers with a Range header, and reads Content-Range and Accept-Ranges (pdf.js
+# ranges only when Accept-Ranges is readable); it uploads with presigned PUTs, a single PUT with
+# the signed Content-Type or a one-part multipart upload whose ETag it reads back. No HEAD, POST
+# or DELETE: creating, completing and aborting uploads go through the tracking server.
+# Content-Length and Content-Type are CORS-safelisted response headers, readable anyway.
+CORS_METHODS = (s3.HttpMethods.GET, s3.HttpMethods.PUT)
+CORS_REQUEST_HEADERS = ("Range", "Content-Type")
+CORS_EXPOSED_HEADERS = ("ETag", "Content-Range", "Accept-Ranges")
+CORS_MAX_AGE_SECONDS = 3600
+
+
+def team_api_origin() -> str:
+    """Every team API's origin in this environment's Region (an HTTP API's default endpoint)."""
+    return f"https://*.execute-api.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}"
 
 
 class ArtifactStore(Construct):
@@ -23,6 +40,15 @@ class ArtifactStore(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             enforce_ssl=True,
             versioned=True,
+            cors=[
+                s3.CorsRule(
+                    allowed_origins=[team_api_origin()],
+                    allowed_methods=list(CORS_METHODS),
+                    allowed_headers=list(CORS_REQUEST_HEADERS),
+                    exposed_headers=list(CORS_EXPOSED_HEADERS),
+                    max_age=CORS_MAX_AGE_SECONDS,
+                )
+            ],
             lifecycle_rules=[
                 s3.LifecycleRule(abort_incomplete_multipart_upload_after=cdk.Duration.days(7))
             ],

@@ -158,5 +158,10 @@ class EnvironmentStack(cdk.Stack):
                 contract.TLS_SERVER_NAME: cdk.Fn.condition_if(
                     ingress.https.logical_id, tls_server_name, contract.TLS_OFF
                 ).to_string(),
+                contract.CLIENT_SETTINGS: cdk.Fn.condition_if(
+                    iam_auth.logical_id,
+                    contract.client_settings_members("iam"),
+                    contract.client_settings_members("basic"),
+                ).to_string(),
             },
         )

@@ -34,6 +34,26 @@ CPU_TARGET_PERCENT = 70
 ECR_DOMAIN = "amazonaws.com"
 
 
+def s3_settings() -> dict[str, str]:
+    """Where the server's S3 client signs for, stated rather than discovered.
+
+    The server presigns every artifact URL that a client or a browser then uses from the team's
+    VPC. botocore signs for its configured region (the credential scope), which it reads from
+    AWS_DEFAULT_REGION, not AWS_REGION (mlflow/mlflow#11828: AWS_REGION=eu-west-1 alone, URLs
+    signed for us-east-1); the SDKs of the other languages read AWS_REGION. Without an endpoint
+    botocore presigns for the legacy global host `<bucket>.s3.amazonaws.com`, which a bucket
+    outside us-east-1 may answer with a redirect for a while after it is made. So the task
+    names its Region both ways and S3's regional endpoint, virtual-hosted: every URL goes to
+    `<bucket>.s3.<region>.<suffix>`, signed for that Region.
+    """
+    return {
+        "AWS_REGION": cdk.Aws.REGION,
+        "AWS_DEFAULT_REGION": cdk.Aws.REGION,
+        "MLFLOW_S3_ENDPOINT_URL": f"https://s3.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}",
+        "MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE": "virtual",
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrackingServiceProps:
     vpc: ec2.IVpc
@@ -140,6 +160,7 @@ class TrackingService(Construct):
                 settings.AUTH_MODE: props.auth_mode,
                 **database_environment,
                 settings.ARTIFACTS_DESTINATION: props.artifacts_destination,
+                **s3_settings(),
                 settings.AI_GATEWAY: props.ai_gateway,
             },
             secrets={
@@ -180,7 +201,8 @@ class TrackingService(Construct):
             self.task_definition,
             "AwsSolutions-ECS2",
             "Only non-secret settings are plain environment variables (auth mode, database host, "
-            "port and name, artifact location, allowed hosts); every credential is an ECS secret "
+            "port and name, artifact location and S3 region and endpoint, allowed hosts); every "
+            "credential is an ECS secret "
             "read from Secrets Manager",
         )
         execution_policy = self.task_definition.obtain_execution_role().node.try_find_child(

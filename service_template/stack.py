@@ -21,6 +21,9 @@ DESCRIPTION = (
     "environment, with the team's SageMaker execution role"
 )
 TEAM_PARAMETER_ROOT = contract.team_path("${EnvironmentName}", "${TeamName}")
+# The team's parameters under that root; the team role may read both.
+TRACKING_URI_KEY = "tracking-uri"
+CLIENT_ENVIRONMENT_KEY = "client-environment"
 
 
 class ServiceStack(cdk.Stack):
@@ -63,10 +66,28 @@ class ServiceStack(cdk.Stack):
         tracking_uri = ssm.CfnParameter(
             self,
             "TrackingUriParameter",
-            name=cdk.Fn.sub(f"{TEAM_PARAMETER_ROOT}/tracking-uri"),
+            name=cdk.Fn.sub(f"{TEAM_PARAMETER_ROOT}/{TRACKING_URI_KEY}"),
             type="String",
             value=api.url,
             description="MLFLOW_TRACKING_URI for the team's notebooks and jobs",
+        )
+        # The mapping client_settings.client_environment gives for this team API in the
+        # environment's auth mode, as a JSON object string: this API's URL joined with the
+        # settings the environment publishes for its mode (a contract value, because a
+        # Condition cannot read it).
+        client_environment = ssm.CfnParameter(
+            self,
+            "ClientEnvironmentParameter",
+            name=cdk.Fn.sub(f"{TEAM_PARAMETER_ROOT}/{CLIENT_ENVIRONMENT_KEY}"),
+            type="String",
+            value=cdk.Fn.join(
+                "",
+                contract.client_environment_json(
+                    tracking_uri=api.url, members=contract.read(contract.CLIENT_SETTINGS)
+                ),
+            ),
+            description="Environment variables for the team's notebooks and jobs (a JSON "
+            "object): MLFLOW_TRACKING_URI, the artifact settings, the auth provider in iam mode",
         )
         auth_mode_arn = cdk.Fn.sub(
             f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter"
@@ -81,9 +102,12 @@ class ServiceStack(cdk.Stack):
             props=TeamRoleProps(
                 api=api.api,
                 readable_parameter_arns=[
-                    cdk.Fn.sub(
-                        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
-                        f"{TEAM_PARAMETER_ROOT}/tracking-uri"
+                    *(
+                        cdk.Fn.sub(
+                            "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:"
+                            f"parameter{TEAM_PARAMETER_ROOT}/{key}"
+                        )
+                        for key in (TRACKING_URI_KEY, CLIENT_ENVIRONMENT_KEY)
                     ),
                     auth_mode_arn,
                 ],
@@ -110,6 +134,14 @@ class ServiceStack(cdk.Stack):
         outputs = {
             "TrackingUri": (api.url, "MLFLOW_TRACKING_URI for the team's notebooks and jobs"),
             "TrackingUriParameterName": (tracking_uri.ref, "SSM parameter holding the URI"),
+            "ClientEnvironment": (
+                client_environment.attr_value,
+                "Environment variables for the team's notebooks and jobs, a JSON object",
+            ),
+            "ClientEnvironmentParameterName": (
+                client_environment.ref,
+                "SSM parameter holding ClientEnvironment",
+            ),
             "TeamRoleArn": (team.role.role_arn, "SageMaker execution role of the team"),
             "TeamCredentialsSecretArn": (
                 team_user.secret.ref,

@@ -112,6 +112,7 @@ def test_service_reads_the_contract_from_environment_outputs(rendered):
         contract.TRACKING_HOST.name,
         contract.ENVIRONMENT_NAME.name,
         contract.TLS_SERVER_NAME.name,
+        contract.CLIENT_SETTINGS.name,
     }
     document = yaml.safe_load(text)
     assert document["Parameters"]["EnvironmentName"]["Default"] == (

@@ -75,6 +75,7 @@ def test_service_reads_only_what_the_environment_publishes(service, environment)
         contract.ROUTE_AUTHORIZATION.ssm_key,
         contract.TEAM_USERS.ssm_key,
         contract.TRACKING_HOST.ssm_key,
+        contract.CLIENT_SETTINGS.ssm_key,
     }
     published = {
         Evaluator(environment, parameters={"EnvironmentName": "e"}).eval(p["Properties"]["Name"])
@@ -148,7 +149,8 @@ def test_team_role_is_for_sagemaker_and_can_invoke_only_its_own_api(service):
 
 def test_tracking_uri_is_published_for_notebooks(service):
     evaluator = Evaluator(service, parameters={"EnvironmentName": "prod", "TeamName": "fraud"})
-    _, parameter = one_of_type(service, "AWS::SSM::Parameter")
+    parameter = service["Resources"]["TrackingUriParameter"]
+    assert parameter["Type"] == "AWS::SSM::Parameter"
     assert (
         evaluator.eval(parameter["Properties"]["Name"])
         == "/mlflow-platform/prod/teams/fraud/tracking-uri"

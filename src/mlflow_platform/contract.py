@@ -13,10 +13,13 @@ authorization type rather than only the auth mode).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from mlflow_platform import client_settings
 
 if TYPE_CHECKING:  # the names are read by rendering and publishing, which need no CDK
     import aws_cdk as cdk
@@ -92,6 +95,34 @@ TLS_SERVER_NAME = ContractValue(
 # The TlsServerName of a plain-HTTP listener (an SSM parameter cannot be empty).
 TLS_OFF = "none"
 
+# The one setting of client_settings.client_environment that differs from team to team.
+TRACKING_URI = "MLFLOW_TRACKING_URI"
+
+
+def client_settings_members(auth_mode: str) -> str:
+    """CLIENT_SETTINGS in this auth mode: `client_environment` without the tracking URI, as
+    JSON object members (the environment cannot condition on a team's URL, a team stack cannot
+    condition on a value it reads from SSM, so each supplies its part)."""
+    settings = client_settings.client_environment(tracking_uri="", auth_mode=auth_mode)
+    del settings[TRACKING_URI]
+    return json.dumps(settings, separators=(",", ":"))[1:-1]
+
+
+def client_environment_json(*, tracking_uri: str, members: str) -> list[str]:
+    """The parts that Fn::Join (delimiter "") makes the team's client environment of: a JSON
+    object string of `client_environment`, the URL (a token) first, then CLIENT_SETTINGS."""
+    return ["{" + json.dumps(TRACKING_URI) + ':"', tracking_uri, '",', members, "}"]
+
+
+CLIENT_SETTINGS = ContractValue(
+    name="ClientSettings",
+    ssm_key="client-settings",
+    description="What every team's clients set beside their own MLFLOW_TRACKING_URI (the "
+    "artifact settings, and in iam mode the SigV4 auth provider): the members of a JSON "
+    "object, without its braces, which each team stack joins with its API's URL",
+    example=client_settings_members("basic"),
+)
+
 ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
     VPC_LINK_ID,
     LISTENER_ARN,
@@ -101,6 +132,7 @@ ENVIRONMENT_OUTPUTS: tuple[ContractValue, ...] = (
     TRACKING_HOST,
     ENVIRONMENT_NAME,
     TLS_SERVER_NAME,
+    CLIENT_SETTINGS,
 )
 BY_NAME: Mapping[str, ContractValue] = {value.name: value for value in ENVIRONMENT_OUTPUTS}
 BY_SSM_KEY: Mapping[str, ContractValue] = {value.ssm_key: value for value in ENVIRONMENT_OUTPUTS}
