@@ -21,6 +21,7 @@ import requests
 from function_harness import Stack, invoke
 from helpers import of_type, one_of_type, task_container
 
+from mlflow_platform import client_settings
 from mlflow_platform.local.platform import LocalPlatform
 from tracking_server import settings
 
@@ -110,15 +111,17 @@ def test_a_team_cannot_reach_another_teams_runs_artifacts_or_models(iam):
     a.post("runs/log-parameter", {"run_id": run, "key": "alpha", "value": "0.5"})
     a.post("runs/log-metric", {"run_id": run, "key": "loss", "value": 0.1, "timestamp": 1,
                                "step": 0})  # fmt: skip
-    artifact = f"/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/model.bin"
+    # Artifacts move between the client and S3 on URLs the server signs (presigned-only).
+    folder = f"{experiment}/{run}/artifacts"
+    artifact = f"/api/2.0/mlflow-artifacts/artifacts/{folder}/model.bin"
     data = os.urandom(2 * 1024 * 1024)
-    assert a.call("PUT", artifact, data=data).status_code == 200
+    _upload(a, folder, "model.bin", data)
     model = f"model-a-{time.time_ns()}"
     a.post("registered-models/create", {"name": model})
 
     # Team A reads its own.
     assert a.call("GET", "/api/2.0/mlflow/runs/get", params={"run_id": run}).status_code == 200
-    assert a.call("GET", artifact).content == data
+    assert _download(a, f"{folder}/model.bin") == data
     # Team B, signed by its own role through its own API, reaches none of it.
     for method, path, kwargs in [
         ("GET", "/api/2.0/mlflow/runs/get", {"params": {"run_id": run}}),
@@ -128,6 +131,9 @@ def test_a_team_cannot_reach_another_teams_runs_artifacts_or_models(iam):
         ("POST", "/api/2.0/mlflow/runs/delete", {"json": {"run_id": run}}),
         ("GET", artifact, {}),
         ("PUT", artifact, {"data": b"overwritten"}),
+        ("GET", f"/api/2.0/mlflow-artifacts/presigned/{folder}/model.bin", {}),
+        ("POST", f"/api/2.0/mlflow-artifacts/mpu/create/{folder}",
+         {"json": {"path": "model.bin", "num_parts": 1}}),
         ("GET", "/api/2.0/mlflow/registered-models/get", {"params": {"name": model}}),
         ("DELETE", "/api/2.0/mlflow/registered-models/delete", {"json": {"name": model}}),
     ]:  # fmt: skip
@@ -139,7 +145,33 @@ def test_a_team_cannot_reach_another_teams_runs_artifacts_or_models(iam):
     history = a.call("GET", "/api/2.0/mlflow/metrics/get-history",
                      params={"run_id": run, "metric_key": "loss"}).json()["metrics"]  # fmt: skip
     assert [m["value"] for m in history] == [0.1]
-    assert a.call("GET", artifact).content == data
+    assert _download(a, f"{folder}/model.bin") == data
+
+
+def _upload(team: As, folder: str, name: str, data: bytes) -> None:
+    """As MLflow's client uploads to a presigned-only server: a multipart upload of signed
+    part URLs, the bytes straight to S3."""
+    created = team.call("POST", f"/api/2.0/mlflow-artifacts/mpu/create/{folder}",
+                        json={"path": name, "num_parts": 1})  # fmt: skip
+    assert created.status_code == 200, created.text
+    [credential] = created.json()["credentials"]
+    sent = requests.put(credential["url"], data=data, headers=credential.get("headers") or {},
+                        timeout=60)  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    part = {"part_number": 1, "etag": sent.headers["ETag"], "url": credential["url"]}
+    done = team.call("POST", f"/api/2.0/mlflow-artifacts/mpu/complete/{folder}",
+                     json={"path": name, "upload_id": created.json()["upload_id"],
+                           "parts": [part]})  # fmt: skip
+    assert done.status_code == 200, done.text
+
+
+def _download(team: As, path: str) -> bytes:
+    signed = team.call("GET", f"/api/2.0/mlflow-artifacts/presigned/{path}")
+    assert signed.status_code == 200, signed.text
+    answer = signed.json()
+    fetched = requests.get(answer["url"], headers=answer.get("headers") or {}, timeout=60)
+    assert fetched.status_code == 200, fetched.text[:200]
+    return fetched.content
 
 
 def test_who_is_refused_and_who_is_the_admin(iam):
@@ -189,7 +221,12 @@ def test_a_team_password_without_the_header_is_refused(iam):
     users = As(iam, None, auth=(iam["username"], iam["password"])).call(
         "GET", "/api/2.0/mlflow/users/list"
     )
-    team_users = [u["username"] for u in users.json()["users"] if u["username"].startswith("team/")]
+    # The fixture's teams (the local platform's own team has another password).
+    team_users = [
+        u["username"]
+        for u in users.json()["users"]
+        if u["username"].startswith("team/") and u["username"] != "team/local"
+    ]
     assert team_users
     response = As(iam, None, auth=(team_users[0], "s" * 24)).call(
         "GET", "/api/2.0/mlflow/experiments/search", params={"max_results": 1}
@@ -258,19 +295,25 @@ def _sigv4_env(tmp_path) -> dict[str, str]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MLflow's SigV4 signing (requests-auth-aws-sigv4 0.7) fails on a streamed body: "
-    "'_io.BufferedReader' object has no attribute 'encode', so no artifact or model can be "
-    "uploaded with MLFLOW_TRACKING_AWS_SIGV4 (README, open points)",
-)
-def test_the_example_runs_as_a_team_with_sigv4_through_its_team_api(iam, gateway, tmp_path):
+def _plugin_env(tmp_path) -> dict[str, str]:
+    """What a team sets in iam mode (client_settings): the platform client signs."""
+    env = {k: v for k, v in _sigv4_env(tmp_path).items() if k != "MLFLOW_TRACKING_AWS_SIGV4"}
+    return {**env, "MLFLOW_TRACKING_AUTH": client_settings.SIGV4_AUTH_PROVIDER}
+
+
+@pytest.mark.parametrize("signing", ["mlflow-platform-client", "mlflow-builtin-sigv4"])
+def test_the_example_runs_as_a_team_with_sigv4_through_its_team_api(
+    iam, gateway, tmp_path, signing
+):
+    """With the platform's client, as documented; and with MLflow's own SigV4 setting, which
+    could not upload a file body (mlflow/mlflow#15051) but now never has to: the server is
+    presigned-only, so no artifact byte crosses the team API (it does not refresh credentials
+    during a long job, which is why the documented way is the client)."""
     from test_examples import _check, _run_example
 
+    env = _plugin_env(tmp_path) if signing == "mlflow-platform-client" else _sigv4_env(tmp_path)
     experiment, model = f"iam-example-{time.time_ns()}", f"iam-model-{time.time_ns()}"
-    output = _run_example(
-        {"MLFLOW_TRACKING_URI": gateway.url, **_sigv4_env(tmp_path)}, experiment, model
-    )
+    output = _run_example({"MLFLOW_TRACKING_URI": gateway.url, **env}, experiment, model)
     _check(iam, output, experiment, model)
 
 
