@@ -6,6 +6,9 @@ go straight to and from S3: API Gateway caps a team API's requests at 10 MB).
 It runs unchanged in a SageMaker notebook, in a SageMaker training job, and against
 `invoke local`. Where the tracking server is and how to authenticate, first match wins:
 
+- the settings in the SSM parameter named by MLFLOW_CLIENT_ENVIRONMENT_PARAMETER (the service
+  stack's ClientEnvironmentParameterName output: tracking URI, auth provider, artifact
+  settings), each unless already set;
 - MLFLOW_TRACKING_URI, else the SSM parameter named by MLFLOW_TRACKING_URI_PARAMETER (the
   service stack's TrackingUriParameterName output);
 - basic auth: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, else the secret named by
@@ -68,6 +71,13 @@ def write_weights(path: Path, mebibytes: int, seed: int) -> str:
 
 def configure() -> None:
     """Tracking URI and credentials from the environment, or from SSM and Secrets Manager."""
+    name = os.environ.get("MLFLOW_CLIENT_ENVIRONMENT_PARAMETER")
+    if name:  # the team stack's ClientEnvironment: every setting, none already set replaced
+        import boto3
+
+        value = boto3.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+        for key, setting in json.loads(value).items():
+            os.environ.setdefault(key, setting)
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         name = os.environ.get("MLFLOW_TRACKING_URI_PARAMETER")
         if not name:

@@ -83,17 +83,27 @@ def test_example_finds_uri_and_credentials_as_in_sagemaker(platform):
         aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
     )
     password = _team_user(details, "sagemaker-team")
-    parameter = "/mlflow-platform/local/teams/sagemaker-team/tracking-uri"
+    # What the team stack writes: its client environment (no secret), through its team API.
+    parameter = "/mlflow-platform/local/teams/sagemaker-team/client-environment"
+    published = {
+        k: v
+        for k, v in details["client_environment"].items()
+        if not k.startswith(("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"))
+    }
     session.client("ssm", endpoint_url=endpoint).put_parameter(
-        Name=parameter, Value=details["tracking_uri"], Type="String", Overwrite=True
-    )
+        Name=parameter, Value=json.dumps(published), Type="String", Overwrite=True
+    )  # fmt: skip
     secret = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
         Name=f"mlflow-platform/local/teams/sagemaker-team-{time.time_ns()}",
         SecretString=json.dumps({"username": "sagemaker-team", "password": password}),
     )["ARN"]
     experiment, model = f"sagemaker-{time.time_ns()}", f"sagemaker-model-{time.time_ns()}"
     output = _run_example(
-        {**aws, "MLFLOW_TRACKING_URI_PARAMETER": parameter, "MLFLOW_CREDENTIALS_SECRET": secret},
+        {
+            **aws,
+            "MLFLOW_CLIENT_ENVIRONMENT_PARAMETER": parameter,
+            "MLFLOW_CREDENTIALS_SECRET": secret,
+        },
         experiment,
         model,
     )
