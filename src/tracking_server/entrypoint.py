@@ -32,6 +32,7 @@ from tracking_server import (
     app,
     database_role,
     grant_names,
+    healthcheck,
     identity,
     store_uri,
     team_users,
@@ -228,6 +229,7 @@ def migrate_tracking(settings: Settings) -> None:
         after = _get_schema_version(engine)
     finally:
         engine.dispose()
+    healthcheck.record_revision(settings.port, after)
     if current is None:
         log(f"tracking schema created at revision {after}")
     elif current != after:
