@@ -383,6 +383,29 @@ def test_one_auth_signs_for_one_host_and_never_in_clear(api, aws):
         _signed("GET", "http://mlflow.example.com/health")
 
 
+def test_an_artifact_uri_on_another_host_gets_no_signature(api, aws, monkeypatch, tmp_path):
+    """MLflow hands the tracking auth to any http(s) URI it builds credentials for, an artifact
+    URI a run or version names too: only the tracking and registry URIs' hosts may get it."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    aws(TEMPORARY, token="session-token")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", api.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_AUTH", NAME)
+    elsewhere = _Recorder()
+    try:
+        with pytest.raises((SigningError, MlflowException, requests.RequestException)):
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{elsewhere.url}/api/2.0/mlflow-artifacts/artifacts/x.txt",
+                dst_path=str(tmp_path),
+            )
+        assert all(_no_signature(headers) for headers in elsewhere.received)
+    finally:
+        elsewhere.close()
+    # The tracking URI's own host is still signed for.
+    assert _signed("GET", f"{api.url}/health").status_code == 200
+
+
 @pytest.mark.filterwarnings("ignore::requests.exceptions.FileModeWarning")
 def test_bodies_it_refuses_say_why(aws, tmp_path):
     aws(STATIC)

@@ -4,9 +4,9 @@ MLflow's auth app gives a resource's creator MANAGE on its name, and its grant m
 (`mlflow/server/auth/permissions.py`, `matches`) reads a grant on `*` as one on every
 resource of the type: a model named `*` made its creator the manager of every team's models.
 Each client-named grant type is tried here as team beta, against team alpha's resources, on the
-local platform in basic mode (iam mode: tests/test_iam_mode.py runs the same guard through the
-team API); the types keyed by ids the server assigns are listed, so a type MLflow adds fails
-the first test until it is accounted for.
+local platform in basic mode, and as team b's role through a team API in iam mode; the types
+keyed by ids the server assigns are listed, so a type MLflow adds fails the first test until
+it is accounted for.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 import pytest
 import requests
 from helpers import create_mlflow_user
+from iam_platform import iam_teams  # noqa: F401  (a fixture: the iam-mode platform)
 
 from tracking_server import grant_names
 
@@ -135,7 +136,7 @@ def test_a_team_that_names_anything_star_is_refused_and_gains_nothing(
     for words in says:
         assert words in answer.json()["message"], answer.text
     _beta_reaches_nothing_of_alphas(details, teams)
-    assert _pattern_grants(local) == []
+    assert [g for g in _pattern_grants(local) if g[0] == teams["beta"][0]] == []
 
 
 @pytest.mark.parametrize("key", ["new_name", "newName"])
@@ -151,7 +152,7 @@ def test_a_rename_onto_star_is_refused_in_either_spelling_of_the_field(platform,
     assert answer.status_code == 400, answer.text
     assert "new_name = '*'" in answer.json()["message"]
     _beta_reaches_nothing_of_alphas(details, teams)
-    assert _pattern_grants(local) == []
+    assert [g for g in _pattern_grants(local) if g[0] == teams["beta"][0]] == []
 
 
 def test_an_admin_cannot_name_a_model_star_either(platform):
@@ -179,7 +180,38 @@ def test_the_auth_store_refuses_a_pattern_grant_for_a_non_admin_outside_an_admin
         store.grant_user_permission(teams["beta"][0], "registered_model", "beta-own", "READ")
     finally:
         store.engine.dispose()
-    assert _pattern_grants(local) == []
+    assert [g for g in _pattern_grants(local) if g[0] == teams["beta"][0]] == []
+
+
+def test_an_admins_deliberate_wildcard_read_or_deny_is_kept_at_start(platform, teams):
+    """MLflow records no grantor: what a creator got for naming a resource `*` is MANAGE, and
+    only that goes; an admin's READ or DENY on `*` for a user stays (a DENY removed would
+    widen access)."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    local, details = platform
+    admin = (details["username"], details["password"])
+    auditor, vetoed = f"auditor{time.time_ns()}", f"vetoed{time.time_ns()}"
+    for user in (auditor, vetoed):
+        create_mlflow_user(details, user, PASSWORD)
+    for user, permission in ((auditor, "READ"), (vetoed, "DENY")):
+        granted = _api(details, "/api/3.0/mlflow/users/permissions/grant", admin, json={
+            "username": user, "resource_type": "registered_model", "resource_id": "*",
+            "permission": permission})  # fmt: skip
+        assert granted.status_code == 200, granted.text
+    store = SqlAlchemyStore()
+    store.init_db(local.database().uri("mlflow_auth"))
+    try:
+        removed = grant_names.remove_pattern_grants(store.engine, lambda _: None)
+    finally:
+        store.engine.dispose()
+    assert not [r for r in removed if r["user"] in (auditor, vetoed)]
+    assert {(auditor, "registered_model", "*"), (vetoed, "registered_model", "*")} <= set(
+        _pattern_grants(local)
+    )
+    got = _api(details, "/api/2.0/mlflow/registered-models/get", (auditor, PASSWORD),
+               method="GET", params={"name": teams["model"]})  # fmt: skip
+    assert got.status_code == 200, got.text  # the admin's choice, still in force
 
 
 def test_a_planted_pattern_grant_is_removed_at_start_and_the_log_names_it(platform, teams):
@@ -217,9 +249,47 @@ def test_a_planted_pattern_grant_is_removed_at_start_and_the_log_names_it(platfo
     os.killpg(local.status()["server"]["pid"], signal.SIGKILL)
     local.up()
 
-    assert _pattern_grants(local) == []
+    assert [g for g in _pattern_grants(local) if g[0] == teams["beta"][0]] == []
     log = (local.dir / "server.log").read_text()
     [line] = [line for line in log.splitlines() if "removed a pattern grant" in line]
     assert f'"user": "{beta}"' in line and '"resource_pattern": "*"' in line, line
     assert '"permission": "MANAGE"' in line and '"resource_type": "registered_model"' in line
     _beta_reaches_nothing_of_alphas(details, teams)
+
+
+def test_in_iam_mode_a_team_role_that_names_anything_star_is_refused(iam_teams):  # noqa: F811
+    """The same attempts, signed by team b's role through its team API (SigV4 checked, the
+    caller header set by the team API), against team a's model."""
+    from requests_auth_aws_sigv4 import AWSSigV4
+
+    def signed(team: str) -> AWSSigV4:
+        key, secret = iam_teams.keys[team]
+        return AWSSigV4("execute-api", region="us-east-1", aws_access_key_id=key,
+                        aws_secret_access_key=secret)  # fmt: skip
+
+    def call(team: str, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, iam_teams.gateway_url + path, auth=signed(team),
+                                timeout=30, **kwargs)  # fmt: skip
+
+    model = f"a-model-{time.time_ns()}"
+    assert call("a", "POST", "/api/2.0/mlflow/registered-models/create", json={"name": model}).ok
+    own = call("b", "POST", "/api/2.0/mlflow/experiments/create",
+               json={"name": f"b-{time.time_ns()}"}).json()["experiment_id"]  # fmt: skip
+    for attempt, path, body, refused, says in ATTEMPTS:
+        if body.get("experiment_id") == "EXPERIMENT":
+            body = {**body, "experiment_id": own}
+        answer = call("b", "POST", path, json=body)
+        assert answer.status_code in refused, (attempt, answer.status_code, answer.text)
+        for words in says:
+            assert words in answer.json()["message"], answer.text
+    mine = f"b-model-{time.time_ns()}"
+    assert call("b", "POST", "/api/2.0/mlflow/registered-models/create", json={"name": mine}).ok
+    renamed = call("b", "POST", "/api/2.0/mlflow/registered-models/rename",
+                   json={"name": mine, "newName": "*"})  # fmt: skip
+    assert renamed.status_code == 400, renamed.text
+    for method, path, kwargs in [
+        ("GET", "/api/2.0/mlflow/registered-models/get", {"params": {"name": model}}),
+        ("DELETE", "/api/2.0/mlflow/registered-models/delete", {"json": {"name": model}}),
+    ]:
+        assert call("b", method, path, **kwargs).status_code == 403
+    assert call("a", "GET", "/api/2.0/mlflow/registered-models/get", params={"name": model}).ok

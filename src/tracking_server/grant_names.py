@@ -13,9 +13,11 @@ version). Three layers:
   MLflow's own parser, so the guard and the handler read the same name.
 - `guard_grants`: the auth store refuses to write a pattern grant on a client-named type for a
   non-admin user, unless an admin asked for it: whatever route a later MLflow adds.
-- `remove_pattern_grants`: at every start, grants a non-admin user holds through its own role
-  on a pattern of a client-named type are deleted and logged (the damage an older version let
-  in).
+- `remove_pattern_grants`: at every start, MANAGE grants a non-admin user holds through its own
+  role on a pattern of a client-named type are deleted and logged: the grant a creator got for
+  naming a resource `*` (the damage an older version let in). An admin's deliberate READ, EDIT,
+  USE or DENY on `*` stays (MLflow records no grantor; MANAGE on every model is no grant an
+  admin gives a user: make that user an admin).
 
 Which types are client-named is derived from MLflow's `permissions.TYPE` (the types whose
 grants take both a wildcard and an id); `GRANT_KEYS` says, for each, where its key comes from,
@@ -225,8 +227,9 @@ ORDER BY rp.id
 
 
 def remove_pattern_grants(engine: sa.engine.Engine, log: Callable[[str], None]) -> list[dict]:
-    """Delete pattern grants on client-named types that non-admin users hold through their own
-    (per-user) roles; roles an admin made are the admin's choice and stay. Returns what went."""
+    """Delete MANAGE pattern grants on client-named types that non-admin users hold through
+    their own (per-user) roles; other permissions, and roles an admin made, are an admin's
+    choice and stay. Returns what went."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
     removed: list[dict] = []
@@ -241,8 +244,10 @@ def remove_pattern_grants(engine: sa.engine.Engine, log: Callable[[str], None]) 
             },
         ).all()
         for row in rows:
-            if row.resource_type in CLIENT_NAMED and is_pattern(
-                row.resource_type, row.resource_pattern
+            if (
+                row.resource_type in CLIENT_NAMED
+                and row.permission == "MANAGE"
+                and is_pattern(row.resource_type, row.resource_pattern)
             ):
                 db.execute(sa.text("DELETE FROM role_permissions WHERE id = :id"), {"id": row.id})
                 grant = {

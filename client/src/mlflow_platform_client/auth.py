@@ -55,14 +55,25 @@ class SigV4ExecuteApiAuth(AuthBase):
         *,
         credentials: Callable[[], ReadOnlyCredentials],
         region: Callable[[str], str],
+        allowed: Callable[[], set[Origin]] | None = None,
     ) -> None:
         self._credentials = credentials
         self._region = region
+        self._allowed = allowed
         self._origin: Origin | None = None
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         url = canonical_query(str(request.url))
-        origin = _origin(url)
+        origin = origin_of(url)
+        # MLflow hands its auth to any http(s) URI it builds credentials for (an artifact URI
+        # a run or a model version names, too): only the tracking and registry URIs get it.
+        allowed = self._allowed() if self._allowed is not None else set()
+        if allowed and origin not in allowed:
+            raise SigningError(
+                f"refusing to sign a request to {_shown(origin)}: this signature is for "
+                f"{', '.join(sorted(map(_shown, allowed)))} (MLflow's tracking and registry "
+                "URIs) only"
+            )
         if self._origin is None:
             self._origin = origin
         elif origin != self._origin:
@@ -112,7 +123,7 @@ def _encoded(text: str) -> str:
     return quote(text, safe=_UNRESERVED, errors="surrogateescape")
 
 
-def _origin(url: str) -> Origin:
+def origin_of(url: str) -> Origin:
     parts = urlsplit(url)
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)

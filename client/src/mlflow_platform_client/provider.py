@@ -11,7 +11,7 @@ from __future__ import annotations
 from mlflow.tracking.request_auth.abstract_request_auth_provider import RequestAuthProvider
 
 from mlflow_platform_client import NAME
-from mlflow_platform_client.auth import SigV4ExecuteApiAuth
+from mlflow_platform_client.auth import Origin, SigningError, SigV4ExecuteApiAuth, origin_of
 from mlflow_platform_client.credentials import CredentialSource
 from mlflow_platform_client.region import region_for
 
@@ -28,4 +28,19 @@ class SigV4AuthProvider(RequestAuthProvider):
         return SigV4ExecuteApiAuth(
             credentials=source,
             region=lambda url: region_for(url, configured=source.configured_region),
+            allowed=mlflow_origins,
         )
+
+
+def mlflow_origins() -> set[Origin]:
+    """The origins of MLflow's tracking and registry URIs, as they are set now (none when
+    neither is http(s): then MLflow sends no tracking request with this auth)."""
+    import mlflow
+
+    found: set[Origin] = set()
+    for uri in (mlflow.get_tracking_uri(), mlflow.get_registry_uri()):
+        try:
+            found.add(origin_of(uri))
+        except SigningError:
+            continue
+    return found
