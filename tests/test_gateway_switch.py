@@ -35,6 +35,8 @@ GATEWAY_ROUTES = [
     ("POST", "/ajax-api/2.0/mlflow/gateway-proxy"),
     ("POST", "/api/3.0/mlflow/Gateway/secrets/create"),
     ("POST", "//gateway/some-endpoint/mlflow/invocations"),
+    ("GET", "/ajax-api/3.0/mlflow/assistant/config"),
+    ("PUT", "/ajax-api/3.0/mlflow/assistant/config"),
 ]
 SECRET_BODY = {"secret_name": "team-openai", "secret_value": {"api_key": "sk-team-key-123456"},
                "provider": "openai"}  # fmt: skip

@@ -123,6 +123,36 @@ def test_the_team_api_refuses_what_api_gateway_refuses(team):
     assert team_api.TIMEOUT_SECONDS == 30
 
 
+def _raw(url: str, request: bytes) -> bytes:
+    """One request as bytes on a socket, the answer's first line back."""
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+        connection.sendall(request)
+        return connection.recv(4096).split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 2\r\nContent-Length: 28\r\n\r\n{}",
+        b"Transfer-Encoding: chunked\r\n\r\n-1\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"Content-Length: -5\r\n\r\n",
+    ],
+    ids=["two content lengths", "negative chunk", "chunk size not hex", "negative length"],
+)
+def test_framing_api_gateway_refuses_is_answered_400(team, framing):
+    _, details = team
+    line = _raw(
+        details["team_api_uri"],
+        b"POST /api/2.0/mlflow/experiments/search HTTP/1.1\r\nHost: x\r\n" + framing,
+    )
+    assert line == b"HTTP/1.1 400 Bad Request", line  # fmt: skip
+
+
 def test_a_proxied_upload_is_refused_by_the_server_with_the_way_out(team, tmp_path):
     """An MLflow client that would send artifact bytes through the team API (older, without the
     published settings) is told what to do, rather than failing at 10 MB."""

@@ -9,7 +9,9 @@ gateway route itself, before MLflow's routing, in both auth modes.
 Every gateway route MLflow 3.18 serves has a path segment that starts with `gateway`: the REST
 and ajax routes under `/mlflow/gateway/`, `/ajax-api/2.0/mlflow/gateway-proxy` and the
 invocation routes under `/gateway/`. A path is refused when any of its segments does, case
-aside, so a spelling that some router folds differently is refused too.
+aside, so a spelling that some router folds differently is refused too; and so are the MLflow
+Assistant's routes (`/ajax-api/3.0/mlflow/assistant/`), which configure and run an AI provider
+for the caller and which MLflow means for a server on the user's own machine.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ MESSAGE = (
 
 
 def is_gateway_path(path: str) -> bool:
-    return any(segment.lower().startswith("gateway") for segment in path.split("/"))
+    """A gateway route, or the MLflow Assistant's, which runs a provider (an LLM client, or a
+    local agent process) for the caller: no use on a shared server, and the gateway's kin."""
+    return any(
+        segment.lower().startswith("gateway") or segment.lower() == "assistant"
+        for segment in path.split("/")
+    )
 
 
 class GatewayOff:

@@ -286,16 +286,30 @@ def _refusal(status: int, message: str) -> tuple[int, list[tuple[str, str]], byt
     return status, [("Content-Type", "application/json")], message.encode()
 
 
+BAD_REQUEST = (400, '{"message":"Bad Request"}')
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
 def _read_body(handler: http.server.BaseHTTPRequestHandler) -> tuple[bytes, tuple | None]:
     """The whole body, or (what was read, 413) once it passes the payload quota: the rest is
-    read and dropped, so that the client, still sending, gets the answer."""
+    read and dropped, so that the client, still sending, gets the answer. Framing API Gateway
+    would not accept (two Content-Length values that differ, a chunk size that is not hex) is
+    answered 400, and the connection closed."""
     chunked = "chunked" in handler.headers.get("Transfer-Encoding", "").lower()
+    lengths = {v.strip() for v in handler.headers.get_all("Content-Length") or []}
+    if len(lengths) > 1 and not chunked:
+        handler.close_connection = True
+        return b"", BAD_REQUEST
     if chunked:
         parts: list[bytes] = []
         size, over = 0, False
         while True:
             line = handler.rfile.readline(65537)
-            length = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            digits = line.split(b";", 1)[0].strip()
+            if not digits or not set(digits) <= _HEX:
+                handler.close_connection = True
+                return b"", BAD_REQUEST
+            length = int(digits, 16)
             if length == 0:
                 while handler.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
@@ -307,8 +321,11 @@ def _read_body(handler: http.server.BaseHTTPRequestHandler) -> tuple[bytes, tupl
             if not over:
                 parts.append(chunk)
         return (b"", TOO_LARGE) if over else (b"".join(parts), None)
-    declared = handler.headers.get("Content-Length") or "0"
-    length = int(declared) if declared.isdigit() else 0
+    declared = (handler.headers.get("Content-Length") or "0").strip()
+    if not declared.isdigit():
+        handler.close_connection = True
+        return b"", BAD_REQUEST
+    length = int(declared)
     if length > PAYLOAD_LIMIT:
         left = length
         while left > 0:
