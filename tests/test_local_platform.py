@@ -351,3 +351,18 @@ def test_the_role_is_set_up_first_and_the_server_never_gets_the_master_user(plat
     log = (local.dir / "server.log").read_text(errors="replace")
     set_up, started = log.rfind("tracking-server: database set up"), log.rfind("starting mlflow")
     assert 0 <= set_up < started
+
+
+def test_the_server_runs_the_pinned_mlflow_and_says_so(platform):
+    """`/version` answers the MLflow version requirements.txt pins (the image installs the same
+    file), through the team API as a client reaches it."""
+    from mlflow_platform.paths import ROOT
+
+    _, details = platform
+    pins = (ROOT / "src" / "tracking_server" / "requirements.txt").read_text().splitlines()
+    [pin] = [line.split("==", 1)[1] for line in pins if line.startswith("mlflow[auth]==")]
+    environment = details["client_environment"]
+    team = (environment["MLFLOW_TRACKING_USERNAME"], environment["MLFLOW_TRACKING_PASSWORD"])
+    answer = requests.get(f"{details['team_api_uri']}/version", auth=team, timeout=30)
+    assert (answer.status_code, answer.text) == (200, pin)
+    assert pin == "3.18.0"

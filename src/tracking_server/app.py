@@ -91,7 +91,9 @@ def create_basic_auth_app() -> Any:
         grant_names.install(flask_app)
         return served
 
-    return gateway_switch.wrap(_platform_app(build))
+    served = gateway_switch.wrap(_platform_app(build))
+    _warm_artifact_store()
+    return served
 
 
 def _refuse_unusable_credentials_first(flask_app: Any) -> None:
@@ -125,3 +127,20 @@ def _refuse_unusable_credentials() -> Any:
     ):
         return auth.make_basic_auth_response()
     return None
+
+
+def _warm_artifact_store() -> None:
+    """Build this worker's S3 client now, not on a client's first artifact request: botocore
+    takes about a second to load S3's service model, which a presigned upload then waited for
+    (bench/artifacts.py). A failure here is left for the request to report."""
+    import os
+
+    if not os.environ.get("MLFLOW_ARTIFACTS_DESTINATION", "").startswith("s3://"):
+        return
+    try:
+        from mlflow.server.handlers import _get_artifact_repo_mlflow_artifacts
+
+        repository = _get_artifact_repo_mlflow_artifacts()
+        getattr(repository, "_get_s3_client", lambda: None)()
+    except Exception:  # best effort: the request path reports real errors
+        return
