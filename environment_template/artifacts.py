@@ -12,7 +12,8 @@ from mlflow_platform.building.nag import acknowledge, logical_id
 ARTIFACT_PREFIX = "artifacts"
 # Cross-origin requests the MLflow 3.18 UI makes to presigned URLs, from the team API's page
 # (`https://<api-id>.execute-api.<region>.<suffix>`; an AllowedOrigin may hold one `*`, Amazon
-# S3 User Guide, "Elements of a CORS configuration"). Its JS bundle downloads with fetch() GETs,
+# S3 User Guide, "Elements of a CORS configuration") and from `invoke ui`'s
+# (`invoke_ui_origins`). Its JS bundle downloads with fetch() GETs,
 # its PDF and CSV viewers with a Range header, and reads Content-Range and Accept-Ranges (pdf.js
 # ranges only when Accept-Ranges is readable); it uploads with presigned PUTs, a single PUT with
 # the signed Content-Type or a one-part multipart upload whose ETag it reads back. No HEAD, POST
@@ -29,6 +30,46 @@ def team_api_origin() -> str:
     return f"https://*.execute-api.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}"
 
 
+# The loopback names `invoke ui` answers (signing_proxy.local_names), any port; and on port 80,
+# where a browser leaves the port out, the names alone.
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+INVOKE_UI_ORIGINS = tuple(f"http://{name}:*" for name in _LOOPBACK_NAMES) + tuple(
+    f"http://{name}" for name in _LOOPBACK_NAMES
+)
+
+
+def invoke_ui_origins() -> tuple[str, ...]:
+    """The pages of `invoke ui` (mlflow_platform/signing_proxy.py): the MLflow UI of an `iam`
+    team on a person's own machine, `http://127.0.0.1:8765` by default (`--port`, `--bind`).
+
+    Its pages use presigned URLs as a team API's do: a download navigates to the URL (no CORS),
+    but a preview (text, images, tables, PDF) and an upload from the UI are fetch() calls, which
+    S3 answers for a page only if its origin is in this rule. Two ways to serve such a page:
+
+    - Admit these origins here (chosen). A presigned URL is the capability: whoever holds it
+      can GET or PUT that one object until it expires, with curl as well as a browser, and
+      S3 sends no ambient credential (no cookie, no Basic answer) that CORS would protect; CORS
+      only decides whether a page's script may read the answer. A page of another local
+      server (any port, same names) gets no URL from the platform: the server serves no origin
+      but its team API's (request_guard.py) and `invoke ui` none but its own pages, so it holds
+      nothing this rule would let it read. The bytes go between the browser and S3, as from a
+      team API's page: never through the proxy, the team API or the server.
+    - Rewrite presigned URLs in the server's answers to a path of the proxy, which fetches
+      them from S3 itself. Every artifact byte would then pass the workstation proxy, which
+      reads bodies whole (300 MiB models), must recognise every answer MLflow puts a URL in
+      (run, model and logged-model downloads, single and multipart uploads), and must fetch
+      only the platform bucket's URLs, never one a response names (server-side request
+      forgery with the user's network position); and MLflow's client pointed at the proxy
+      would be rerouted through it too. More code on a security boundary, for no capability.
+
+    Each origin holds one `*` at most (Amazon S3 User Guide, "Elements of a CORS
+    configuration"), so `http://127.0.0.1:*` admits every port and nothing but loopback: the
+    `:` ends the host, so `http://127.0.0.1.example.com` is not admitted. Another loopback
+    address given to `--bind` (127.0.0.2) is not admitted: its pages' previews and uploads are
+    refused by S3, downloads still work."""
+    return INVOKE_UI_ORIGINS
+
+
 class ArtifactStore(Construct):
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
@@ -42,7 +83,7 @@ class ArtifactStore(Construct):
             versioned=True,
             cors=[
                 s3.CorsRule(
-                    allowed_origins=[team_api_origin()],
+                    allowed_origins=[team_api_origin(), *invoke_ui_origins()],
                     allowed_methods=list(CORS_METHODS),
                     allowed_headers=list(CORS_REQUEST_HEADERS),
                     exposed_headers=list(CORS_EXPOSED_HEADERS),

@@ -280,12 +280,12 @@ def test_the_bucket_lets_the_team_apis_pages_use_presigned_urls_and_nothing_more
     """Amazon S3 User Guide, "Elements of a CORS configuration": an AllowedOrigin may hold
     one `*`; AllowedHeaders are matched against a preflight's Access-Control-Request-Headers;
     ExposeHeaders are what the page's script may read."""
-    bucket = environment["Resources"][_artifact_bucket(environment)]
-    [rule] = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
-    evaluator = Evaluator(environment, region=REGION)
-    [origin] = [evaluator.eval(o) for o in rule["AllowedOrigins"]]
+    rule, origins = _cors_rule(environment)
+    origin, *others = origins
     assert origin == f"https://*.execute-api.{REGION}.amazonaws.com"
-    assert origin.count("*") == 1
+    assert all(o.count("*") <= 1 for o in origins)
+    # Beside the team APIs' pages, only `invoke ui`'s (the next test).
+    assert {urlsplit(o).hostname for o in others} == {"127.0.0.1", "localhost", "::1"}
     # The team API's own URL is such an origin; another Region's, or plain HTTP, is not.
     pattern = re.compile(re.escape(origin).replace(r"\*", r"[a-z0-9]+"))
     tracking_uri = Evaluator(service, region=REGION).eval(
@@ -308,6 +308,73 @@ def test_the_bucket_lets_the_team_apis_pages_use_presigned_urls_and_nothing_more
         "ExposedHeaders",
         "MaxAge",
     }
+
+
+def _cors_rule(environment: dict) -> tuple[dict, list[str]]:
+    """The artifact bucket's one CORS rule, and its AllowedOrigins as deployed in REGION."""
+    bucket = environment["Resources"][_artifact_bucket(environment)]
+    [rule] = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
+    evaluator = Evaluator(environment, region=REGION)
+    return rule, [evaluator.eval(o) for o in rule["AllowedOrigins"]]
+
+
+def _s3_admits(allowed: str, origin: str) -> bool:
+    """Whether S3 matches a request's Origin to an AllowedOrigin (Amazon S3 User Guide,
+    "Elements of a CORS configuration" and "How does Amazon S3 evaluate the CORS
+    configuration on a bucket?"): `*` admits every origin; else the string itself, where its one
+    `*` stands for any run of characters."""
+    if allowed == "*":
+        return True
+    head, star, tail = allowed.partition("*")
+    if not star:
+        return origin == allowed
+    return (
+        len(origin) >= len(head) + len(tail) and origin.startswith(head) and origin.endswith(tail)
+    )
+
+
+def test_the_bucket_lets_invoke_uis_pages_use_presigned_urls_too(environment):
+    """`invoke ui` serves an iam team's MLflow UI on loopback. The UI downloads by navigating to
+    a presigned URL (no CORS), but previews and uploads fetch() it, which S3 answers for a page
+    only if the rule admits its origin: every origin the proxy serves pages from (its
+    `page_origins`, on either loopback address, any port, port 80 without one) is admitted, for
+    the same methods and headers as a team API's; origins that merely begin like a loopback
+    name, HTTPS, another loopback address and other sites are not. The local platform's S3
+    (moto's server) answers CORS for every origin, so the deployed rule is checked here, as S3
+    matches it (environment_template/artifacts.py says why loopback origins rather than a
+    proxy that fetches S3 URLs itself)."""
+    from botocore.credentials import ReadOnlyCredentials
+
+    from mlflow_platform.signing_proxy import SigningProxy, local_names, page_origins, target
+
+    rule, origins = _cors_rule(environment)
+    credentials = ReadOnlyCredentials("AKIAEXAMPLE000000001", "secret", None)
+    served: set[str] = set()
+    for bind in ("127.0.0.1", "::1"):
+        proxy = SigningProxy(to=target(TEAM_API), bind=bind, credentials=lambda: credentials)
+        try:
+            served |= page_origins(proxy.names)
+            assert f"{proxy.url}" in page_origins(proxy.names)  # the address it prints
+        finally:
+            proxy.close()
+        served |= page_origins(local_names(bind, 8765)) | page_origins(local_names(bind, 80))
+    assert {"http://127.0.0.1:8765", "http://localhost", "http://[::1]:8765"} <= served
+    for origin in sorted(served):
+        assert any(_s3_admits(allowed, origin) for allowed in origins), origin
+    for origin in (
+        "http://127.0.0.1.attacker.example", "http://127.0.0.1.attacker.example:8765",
+        "http://localhost.attacker.example:8765", "http://attacker.example",
+        "https://127.0.0.1:8765", "http://127.0.0.2:8765", "http://10.0.0.5:8765", "null",
+        f"https://{API_ID}.execute-api.us-east-1.amazonaws.com",
+    ):  # fmt: skip
+        assert not any(_s3_admits(allowed, origin) for allowed in origins), origin
+    # The matcher is S3's: the team API's page, and the wildcard's documented example.
+    assert any(_s3_admits(allowed, TEAM_API) for allowed in origins)
+    assert _s3_admits("http://*.example.com", "http://www.example.com")
+    assert not _s3_admits("http://*.example.com", "http://www.example.org")
+    # One rule: the loopback pages may GET and PUT with Range and Content-Type, nothing more.
+    assert sorted(rule["AllowedMethods"]) == ["GET", "PUT"]
+    assert sorted(rule["AllowedHeaders"]) == ["Content-Type", "Range"]
 
 
 # --- Where the server's URLs point ---------------------------------------------------------

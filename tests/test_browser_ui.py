@@ -6,6 +6,14 @@ person's, a run's page shows its params and a metric chart with the logged point
 artifact opens. iam mode: through `invoke ui`'s signing proxy and the team API stand-in, which
 checks every request's SigV4 signature as API Gateway does.
 
+Downloads, in both modes, through the local platform's own team API (team_api.py, API Gateway's
+HTTP API quotas: 10 MB per payload, 30 s) as its local team: a 50 MiB artifact logged with
+MLflow's client configured only as the platform publishes (`client_environment`) is downloaded
+with the UI's download button and arrives byte for byte, while the team API's log shows that
+the bytes never crossed it. The 3.18 UI asks the server for a presigned URL and, when S3 needs
+no extra headers, navigates to it (`window.location.assign`); S3's `attachment` disposition,
+part of the signed query, makes that navigation a download (MLflow's S3ArtifactRepository).
+
 Screenshots of the run pages go to build/screenshots/; docs/images/mlflow-ui-run.png (the
 README's) is the basic-mode one. Selectors are the MLflow UI's own `data-testid`s and ARIA
 roles (MLflow 3.18, src/tracking_server/requirements.txt).
@@ -14,11 +22,19 @@ roles (MLflow 3.18, src/tracking_server/requirements.txt).
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
 from function_harness import Stack, invoke
@@ -35,9 +51,10 @@ from test_iam_mode import (  # noqa: F401
     monkeypatch_module,
 )
 
-from mlflow_platform.local.platform import LOAD_BALANCER_DNS_NAME
+from mlflow_platform.local.platform import LOAD_BALANCER_DNS_NAME, LocalPlatform
 from mlflow_platform.paths import ROOT
 from mlflow_platform.signing_proxy import SigningProxy, target
+from tracking_server import settings
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 pytestmark = [
@@ -53,6 +70,12 @@ PARAMS = {"learning_rate": "0.1", "epochs": "30"}
 LOSS = [round(1.0 / (step + 1), 4) for step in range(10)]
 NOTE = "validation set: 2026-11 holdout, 5000 rows\n"
 WAIT = 60.0
+MiB = 1024 * 1024
+BIG = 50 * MiB
+# The real client factory, taken at import: the team-user function's harness replaces
+# boto3.client for as long as the monkeypatch it is given lives (test_iam_mode's `iam` fixture:
+# the rest of this module), and `invoke local up` makes its bucket with boto3.
+_BOTO3_CLIENT = boto3.client
 
 
 # -- the browser ------------------------------------------------------------------------------
@@ -369,3 +392,223 @@ def test_iam_mode_the_ui_through_the_signing_proxy_signs_every_request(
     # The run (GraphQL) and its metric's points (the bulk history) came signed too.
     paths = {p.split("?")[0] for _, p, _, _ in browsed}
     assert {"/graphql", "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"} <= paths
+
+
+# -- downloads through the team API, both modes -------------------------------------------------
+# What a team's notebook runs, with nothing but the platform's client environment.
+_LOG_ARTIFACT = """
+import json, sys
+from mlflow import MlflowClient
+client = MlflowClient()
+experiment = client.create_experiment(sys.argv[2])
+run = client.create_run(experiment).info.run_id
+client.log_artifact(run, sys.argv[1])
+print(json.dumps({"experiment": experiment, "run": run}))
+"""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _log_big_artifact(details: dict, tmp_path: Path) -> tuple[str, str, str]:
+    """A run with a 50 MiB `weights.bin`, logged by MLflow's client through the team API;
+    its experiment, run and the file's sha256."""
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    path = upload / "weights.bin"
+    with path.open("wb") as file:
+        for _ in range(BIG // MiB):
+            file.write(os.urandom(MiB))
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    env = {**kept, **details["client_environment"],
+           "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials")}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _LOG_ARTIFACT, str(path), f"downloads-{time.time_ns()}"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    logged = json.loads(done.stdout.strip().splitlines()[-1])
+    return logged["experiment"], logged["run"], _sha256(path)
+
+
+def _up(local: LocalPlatform, **kwargs) -> dict:
+    """`local.up(**kwargs)` with boto3's own client factory, whichever fixture ran before."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(boto3, "client", _BOTO3_CLIENT)
+        return local.up(**kwargs)
+
+
+def _team_api_log(local: LocalPlatform) -> list[dict]:
+    """The team API's log: one JSON line per request, with the bytes that crossed it."""
+    lines = (local.dir / "team-api.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def _download_with_the_button(
+    driver, base: str, experiment: str, run: str, into: Path, local: LocalPlatform
+) -> tuple[Path, list[dict], list[dict]]:
+    """The run's artifact page, `weights.bin` selected, its download button clicked: the file
+    as Chromium saved it, and what the team API logged for the whole visit and for the
+    download (from the click to the saved file)."""
+    into.mkdir(parents=True, exist_ok=True)
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(into)}
+    )
+    visit = len(_team_api_log(local))
+    driver.get(f"{base}/#/experiments/{experiment}/runs/{run}/artifacts")
+    _until(driver, "weights.bin in the artifact tree",
+           lambda: "weights.bin" in _js(driver, _ARTIFACT_NODES))  # fmt: skip
+    node = next(
+        e
+        for e in driver.find_elements("css selector", '[data-testid="artifact-tree-node"]')
+        if e.text.strip() == "weights.bin"
+    )
+    node.click()
+    button = _until(driver, "the artifact's download button",
+                    lambda: driver.find_elements("css selector", _DOWNLOAD_BUTTON))  # fmt: skip
+    time.sleep(1)  # the page's own calls for the selected file settle first
+    click = len(_team_api_log(local))
+    button[0].click()
+    saved = into / "weights.bin"
+
+    def complete() -> bool:
+        partial = list(into.glob("*.crdownload"))
+        return saved.exists() and not partial and saved.stat().st_size == BIG
+
+    _until(driver, f"weights.bin downloaded into {into}", complete)
+    log = _team_api_log(local)
+    return saved, log[visit:], log[click:]
+
+
+# The artifact view's download button (MLflow 3.18 ArtifactView, "Download artifact").
+_DOWNLOAD_BUTTON = (
+    '[data-component-id="codegen_mlflow_app_src_experiment-tracking_components_'
+    'artifactview.tsx_337"]'
+)
+
+
+def _bytes_beside_the_team_api(saved: Path, sha: str, visit: list[dict], click: list[dict]):
+    """The file is the one logged; the download asked the team API for a presigned URL and
+    nothing more (a few hundred bytes), and no request of the whole visit, the UI's own
+    scripts included, carried anything near the artifact's size."""
+    assert _sha256(saved) == sha
+    assert click, "the download's request for a presigned URL went through the team API"
+    assert all(line["status"] < 400 for line in click), click
+    assert any("presigned" in line["path"] for line in click), click
+    through = sum(line["request_bytes"] + line["response_bytes"] for line in click)
+    assert through < 64 * 1024, (through, click)
+    assert max(max(c["request_bytes"], c["response_bytes"]) for c in visit) < BIG / 5
+    assert sum(c["request_bytes"] + c["response_bytes"] for c in visit) < BIG, visit
+    return through
+
+
+@pytest.fixture(scope="module")
+def basic_local() -> Iterator[tuple[LocalPlatform, dict]]:
+    """`invoke local up` in basic mode, its server admitting the local team API's pages.
+
+    The UI's POSTs carry their page's Origin. The server serves a team API's page only from
+    `https://` and the domain the team API states (request_guard.py), which is right for API
+    Gateway, which serves HTTPS only; the local stand-in serves plain `http://127.0.0.1:PORT`,
+    so its pages' POSTs would be refused (403). `MLFLOW_SERVER_CORS_ALLOWED_ORIGINS`, the one
+    setting that admits another origin, admits it here: the server is started again with it,
+    on the ports `up` recorded, once the team API's port is known."""
+    state = Path(tempfile.mkdtemp(prefix="mlflow-ui-basic-"))
+    state.chmod(0o755)
+    local = LocalPlatform(state, progress=lambda _: None)
+    try:
+        origin = _up(local)["team_api_uri"]
+        local.down(("server",))
+        details = _up(local, server_env={settings.CORS_ALLOWED_ORIGINS: origin})
+        assert details["team_api_uri"] == origin
+        yield local, details
+    finally:
+        local.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_basic_mode_a_50_mib_artifact_downloads_from_the_ui_beside_the_team_api(
+    basic_local, tmp_path
+):
+    """The team API's URL, signed in as the local team with the team secret's password: a
+    browser's answer to the Basic challenge, which Chromium keeps for the origin and realm and
+    sends on every later challenge of the page's own requests, and never to S3."""
+    local, details = basic_local
+    base = details["team_api_uri"]
+    experiment, run, sha = _log_big_artifact(details, tmp_path)
+    user = details["client_environment"]["MLFLOW_TRACKING_USERNAME"]
+    password = details["client_environment"]["MLFLOW_TRACKING_PASSWORD"]
+    signed_in = urllib.parse.urlsplit(base)._replace(
+        netloc=f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
+        f"@{urllib.parse.urlsplit(base).netloc}"
+    )
+    driver = _chromium()
+    try:
+        # The sign-in: an API URL challenges (the page itself does not), and the credentials
+        # answer it.
+        driver.get(signed_in._replace(path="/ajax-api/2.0/mlflow/experiments/search",
+                                      query="max_results=1").geturl())  # fmt: skip
+        assert "experiments" in driver.find_element("tag name", "body").text
+        started = time.monotonic()
+        saved, visit, click = _download_with_the_button(
+            driver, base, experiment, run, tmp_path / "saved", local
+        )
+        took = time.monotonic() - started
+    finally:
+        driver.quit()
+    through = _bytes_beside_the_team_api(saved, sha, visit, click)
+    print(f"\nbasic: 50 MiB from the UI in {took:.1f}s; {through} B through the team API")
+
+
+@pytest.fixture(scope="module")
+def iam_local() -> Iterator[tuple[LocalPlatform, dict]]:
+    """`invoke local up` in iam mode: its team API checks SigV4 for the credentials it issues
+    the local team."""
+    state = Path(tempfile.mkdtemp(prefix="mlflow-ui-iam-"))
+    state.chmod(0o755)
+    local = LocalPlatform(state, progress=lambda _: None)
+    try:
+        yield local, _up(local, server_env={settings.AUTH_MODE: "iam"})
+    finally:
+        local.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_iam_mode_a_50_mib_artifact_downloads_through_invoke_ui_beside_the_team_api(
+    iam_local, tmp_path
+):
+    """`invoke ui`'s proxy signs the page's requests with the local team's credentials; the
+    presigned URL goes to S3 straight from the browser, past both the proxy and the team API."""
+    from botocore.credentials import ReadOnlyCredentials
+
+    local, details = iam_local
+    environment = details["client_environment"]
+    experiment, run, sha = _log_big_artifact(details, tmp_path)
+    seen: list[str] = []
+    proxy = SigningProxy(
+        to=target(details["team_api_uri"], region=environment["AWS_REGION"]),
+        credentials=lambda: ReadOnlyCredentials(
+            environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"], None
+        ),
+        log=seen.append,
+    )
+    proxy.serve_in_background()
+    driver = _chromium()
+    try:
+        started = time.monotonic()
+        saved, visit, click = _download_with_the_button(
+            driver, proxy.url, experiment, run, tmp_path / "saved", local
+        )
+        took = time.monotonic() - started
+    finally:
+        driver.quit()
+        proxy.close()
+    through = _bytes_beside_the_team_api(saved, sha, visit, click)
+    # The presigned URL came through the proxy, signed and verified by the team API.
+    assert [line for line in seen if "presigned" in line and line.endswith("-> 200")], seen
+    print(f"\niam: 50 MiB from the UI in {took:.1f}s; {through} B through the team API")

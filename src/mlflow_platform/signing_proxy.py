@@ -13,6 +13,12 @@ the browser, the same origin as its own site, and its GETs carry no Origin heade
 replaces Host before signing, so the team server's own Host check never sees the page's name.
 So the proxy answers only requests addressed to its own loopback names (else 421, Misdirected
 Request, RFC 9110 15.5.20) and refuses any request a page of another origin sends (403).
+
+Artifact bytes do not pass the proxy. The server (MLflow 3.18, presigned-only) answers the UI
+with presigned S3 URLs, which the browser uses itself: a download navigates to the URL, and
+previews and uploads are fetch() calls that S3 answers for the proxy's pages because the
+bucket's CORS rule admits its loopback origins (`page_origins`; environment_template/
+artifacts.py, `invoke_ui_origins`, says why that and not a proxy that fetches S3 URLs itself).
 """
 
 from __future__ import annotations
@@ -145,6 +151,12 @@ def local_names(bind: str, port: int) -> frozenset[str]:
     return frozenset(names | hosts if port == 80 else names)  # port 80 may be left out
 
 
+def page_origins(names: frozenset[str]) -> frozenset[str]:
+    """The origins of the pages the proxy serves under `names` (`local_names`): the only
+    origins it admits, and the ones the artifact bucket's CORS rule must admit."""
+    return frozenset(f"http://{name}" for name in names)
+
+
 def refusal(headers: Message, names: frozenset[str]) -> Answer | None:
     """Why a request is not answered, unless its Host is one of `names` and its Origin (if
     any) is `http://` one of them: otherwise a rebound DNS name or another site's page sent it."""
@@ -157,8 +169,7 @@ def refusal(headers: Message, names: frozenset[str]) -> Answer | None:
             f"{', '.join(sorted(names))} (a site whose DNS name points here is refused)",
         )
     for origin in headers.get_all("Origin") or []:
-        scheme, _, name = origin.strip().lower().partition("://")
-        if scheme != "http" or name not in names:
+        if origin.strip().lower() not in page_origins(names):
             return _refused(
                 403,
                 f"Origin {origin!r} is not this proxy's own; only its own pages "
