@@ -247,6 +247,7 @@ def test_a_planted_pattern_grant_is_removed_at_start_and_the_log_names_it(platfo
     assert got.status_code == 200, got.text
 
     os.killpg(local.status()["server"]["pid"], signal.SIGKILL)
+    _until_closed(local._state()["server"]["port"])
     local.up()
 
     assert [g for g in _pattern_grants(local) if g[0] == teams["beta"][0]] == []
@@ -293,3 +294,16 @@ def test_in_iam_mode_a_team_role_that_names_anything_star_is_refused(iam_teams):
     ]:
         assert call("b", method, path, **kwargs).status_code == 403
     assert call("a", "GET", "/api/2.0/mlflow/registered-models/get", params={"name": model}).ok
+
+
+def _until_closed(port: int, timeout: float = 30) -> None:
+    """A killed server's port is free a moment later, not at once."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"port {port} still answers {timeout:.0f}s after the server was killed")

@@ -66,7 +66,7 @@ def test_example_specs_render_with_every_input_bound(rendered):
         (
             "vpc_size: 3",
             "input vpc_size = 3 is not an input of this template (inputs: admin_principals, "
-            "auth_mode",
+            "ai_gateway, auth_mode",
         ),
     ],
 )
