@@ -445,9 +445,17 @@ def _up(local: LocalPlatform, **kwargs) -> dict:
 
 
 def _team_api_log(local: LocalPlatform) -> list[dict]:
-    """The team API's log: one JSON line per request, with the bytes that crossed it."""
-    lines = (local.dir / "team-api.log").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
+    """The team API's log: a JSON object per request, with the bytes that crossed it. Its
+    threads print each object and its newline apart, so two of them can share a line; a line
+    still being written is left for the next read."""
+    text = (local.dir / "team-api.log").read_text()
+    decoder, entries = json.JSONDecoder(), []
+    for line in text[: text.rfind("\n") + 1].splitlines():
+        at = 0
+        while line.startswith("{", at):
+            entry, at = decoder.raw_decode(line, at)
+            entries.append(entry)
+    return entries
 
 
 def _download_with_the_button(
