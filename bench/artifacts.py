@@ -88,7 +88,6 @@ def _direct_worker(job: dict) -> dict:
 
     s3 = boto3.client(
         "s3", endpoint_url=job["s3_endpoint"], region_name=job["region"],
-        aws_access_key_id="local", aws_secret_access_key="local",
     )  # fmt: skip
     up, down = TransferConfig(), TransferConfig()
     if job["case"] == "sized":
@@ -130,10 +129,13 @@ def _client_env(details: dict, home: Path) -> dict[str, str]:
     }
 
 
-def _direct_env(home: Path) -> dict[str, str]:
+def _direct_env(home: Path, s3_credentials: dict[str, str]) -> dict[str, str]:
+    """The local S3 endpoint's credentials in the environment (not on the command line)."""
     kept = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
     return {
         **kept,
+        "AWS_ACCESS_KEY_ID": s3_credentials["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": s3_credentials["aws_secret_access_key"],
         "AWS_CONFIG_FILE": str(home / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
     }
@@ -214,12 +216,12 @@ def main() -> int:
         digest = _sha256(artifact)
         envs = {
             "platform": _client_env(details, work),
-            "direct": _direct_env(work),
-            "sized": _direct_env(work),
+            "direct": _direct_env(work, details["s3_credentials"]),
+            "sized": _direct_env(work, details["s3_credentials"]),
         }
         s3 = boto3.client(
             "s3", endpoint_url=details["s3_endpoint"], region_name=REGION,
-            aws_access_key_id="local", aws_secret_access_key="local",
+            **details["s3_credentials"],
         )  # fmt: skip
         for repeat in range(args.repeats):
             order = CASES[repeat % len(CASES) :] + CASES[: repeat % len(CASES)]

@@ -55,8 +55,8 @@ def _environment(local: LocalPlatform, details: dict, database: str, port: int) 
         names.BIND_ADDRESS: "127.0.0.1",
         names.SERVER_PORT: str(port),
         "MLFLOW_S3_ENDPOINT_URL": details["s3_endpoint"],
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_ACCESS_KEY_ID": details["s3_credentials"]["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": details["s3_credentials"]["aws_secret_access_key"],
         "AWS_DEFAULT_REGION": REGION,
     }
 

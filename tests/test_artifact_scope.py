@@ -89,8 +89,7 @@ def _s3(details: dict) -> Any:
         "s3",
         endpoint_url=details["s3_endpoint"],
         region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        **details["s3_credentials"],
     )
 
 

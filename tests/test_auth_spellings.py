@@ -124,14 +124,13 @@ class Holdings:
     prompt: str
 
 
-def _s3(endpoint: str) -> Any:
+def _s3(details: dict) -> Any:
     """The local platform's S3, where the server keeps artifacts under `artifacts/`."""
     return boto3.client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=details["s3_endpoint"],
         region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        **details["s3_credentials"],
     )
 
 
@@ -283,7 +282,7 @@ def teams(request) -> Teams:
         alpha = Client(iam.gateway_url, iam.users["a"], key=iam.keys["a"])
         beta = Client(iam.gateway_url, iam.users["b"], key=iam.keys["b"])
     admin = Client(details["tracking_uri"], details["username"], details["password"])
-    s3, bucket = _s3(details["s3_endpoint"]), details["bucket"]
+    s3, bucket = _s3(details), details["bucket"]
     teams = Teams(
         request.param,
         admin,

@@ -77,11 +77,10 @@ def test_example_finds_uri_and_credentials_as_in_sagemaker(platform):
     publishes them, served here by the local S3 endpoint's moto server."""
     _, details = platform
     endpoint = details["s3_endpoint"]
-    aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "local",
-           "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
-    session = boto3.session.Session(
-        aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
-    )
+    key, secret = details["s3_credentials"].values()
+    aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key,
+           "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    session = boto3.session.Session(**details["s3_credentials"], region_name="us-east-1")
     password = _team_user(details, "sagemaker-team")
     # What the team stack writes: its client environment (no secret), through its team API.
     parameter = "/mlflow-platform/local/teams/sagemaker-team/client-environment"

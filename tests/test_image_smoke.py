@@ -216,8 +216,8 @@ def _container(engine, built, task_container, setup_container, platform, mode: s
         names.SERVER_PORT: str(port),
         names.DB_SSL_ROOT_CERT: LOCAL_CA,
         "MLFLOW_S3_ENDPOINT_URL": details["s3_endpoint"],
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_ACCESS_KEY_ID": details["s3_credentials"]["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": details["s3_credentials"]["aws_secret_access_key"],
         "AWS_DEFAULT_REGION": REGION,
     }
     name = f"mlflow-smoke-{mode}-{time.time_ns() % 10**8}"
@@ -309,7 +309,7 @@ def test_mlflows_client_round_trip_through_the_server_to_s3(
         assert back.read() == payload
     # The bytes went through the server into the bucket, under this mode's destination.
     s3 = boto3.client("s3", endpoint_url=details["s3_endpoint"], region_name=REGION,
-                      aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+                      **details["s3_credentials"])  # fmt: skip
     stored = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"image-{server.mode}/")["Contents"]
     assert [o["Size"] for o in stored if o["Key"].endswith(f"{run}/artifacts/model/weights.bin")
             ] == [len(payload)]  # fmt: skip

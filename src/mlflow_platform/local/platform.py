@@ -2,8 +2,11 @@
 
 The tracking server starts through the same entrypoint, with the same settings and the same auth
 as in the cloud. Beside it: a real PostgreSQL (Debian's `postgresql` package, its own data
-directory, loopback only) and an S3-compatible endpoint (moto's server) with the bucket created.
-`--embedded` swaps both for a SQLite file and a local artifact directory.
+directory, loopback only) and an S3-compatible endpoint with the bucket created: moto's S3 in
+a process of ours (`s3_endpoint.py`) that serves only requests signed with credentials `up`
+generated (the server's; presigned URLs it issues carry their signature) and keeps the objects
+under the state directory, so artifacts and models outlive `down` as the runs in PostgreSQL
+do. `--embedded` swaps both for a SQLite file and a local artifact directory.
 
 PostgreSQL is set up as RDS sets up the cloud's: a master user that may create roles and
 databases but is no superuser, from which the database set-up (`entrypoint setup-database`, run
@@ -12,10 +15,11 @@ with a server certificate from a CA made for this state directory (`tls.py`), wh
 server verifies (sslmode=verify-full); every login needs its password (SCRAM, for the socket
 too; plain TCP is refused); and its socket directory is private to the user that runs it.
 
-State lives in one directory (default `.local/` in the repository): data, logs, the ports and
-process ids, and the generated credentials (mode 600), kept across `down` and `up` so that the
-database's users stay valid. `up` starts whatever is not running; `down` stops exactly what
-`up` started.
+State lives in one directory (default `.local/` in the repository): data (PostgreSQL's, and
+S3's objects in `s3/`, mode 700), logs, the ports and process ids, and the generated
+credentials (mode 600), kept across `down` and `up` so that the database's users stay valid
+and every logged artifact is still there. `up` starts whatever is not running; `down` stops
+exactly what `up` started.
 
 A process of ours is one whose standard output is its component's log in the state directory
 (every process `up` spawns and all they start inherit it), with the rest of the session `up`
@@ -48,7 +52,7 @@ from pathlib import Path
 
 from mlflow_platform import client_settings
 from mlflow_platform.errors import PlatformError
-from mlflow_platform.local import team_api
+from mlflow_platform.local import s3_endpoint, team_api
 from mlflow_platform.local import tls as local_tls
 from tracking_server import settings as names
 
@@ -99,6 +103,8 @@ class Credentials:
     team_secret_key: str
     admin_access_key: str  # ... and for an administrator (in ADMIN_PRINCIPALS)
     admin_secret_key: str
+    s3_access_key: str  # the only credentials the local S3 endpoint accepts (the server's,
+    s3_secret_key: str  # as its task role's in the cloud)
 
     @staticmethod
     def generate(**known: str) -> Credentials:
@@ -114,6 +120,8 @@ class Credentials:
             "team_secret_key": secrets.token_urlsafe(30),
             "admin_access_key": _access_key_id(),
             "admin_secret_key": secrets.token_urlsafe(30),
+            "s3_access_key": _access_key_id(),
+            "s3_secret_key": secrets.token_urlsafe(30),
         }
         return Credentials(**{**fresh, **known})
 
@@ -288,7 +296,9 @@ class LocalPlatform:
         credentials = self._credentials()
         if not embedded:
             self._ensure_postgres(state, credentials)
-            self._ensure_s3(state)
+            if self._ensure_s3(state, credentials) and self._running("server", state):
+                self.progress("restarting the tracking server for the new S3 endpoint")
+                self._stop("server", state["server"].get("pid"))
         extra = dict(server_env or {})
         auth_mode = extra.get(names.AUTH_MODE, "basic")
         if auth_mode == "iam":
@@ -313,8 +323,17 @@ class LocalPlatform:
             "password": credentials.admin_password,
             "embedded": state.get("embedded", False),
             "s3_endpoint": f"http://127.0.0.1:{state['s3']['port']}" if "s3" in state else None,
+            "s3_credentials": self._s3_credentials(credentials) if "s3" in state else None,
             **self._team_details(state, credentials),
             "bucket": BUCKET if "s3" in state else None,
+        }
+
+    @staticmethod
+    def _s3_credentials(credentials: Credentials) -> dict[str, str]:
+        """What a boto3 client of the local S3 endpoint passes (the server's credentials)."""
+        return {
+            "aws_access_key_id": credentials.s3_access_key,
+            "aws_secret_access_key": credentials.s3_secret_key,
         }
 
     def database(self) -> names.Database | None:
@@ -515,26 +534,34 @@ class LocalPlatform:
                 sql.Identifier(DATABASE), sql.Identifier(DB_USER)))  # fmt: skip
 
     # -- s3 ------------------------------------------------------------------------------
-    def _ensure_s3(self, state: dict) -> None:
-        if "s3" in state and self._running("s3", state):
-            return
-        port = state.get("s3", {}).get("port") or _free_port()
-        self._clear_the_way("s3", state, port, "the S3 endpoint")
-        self.progress(f"starting S3 endpoint (moto) on 127.0.0.1:{port}")
-        process = self._spawn(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            log="s3.log",
-            env=os.environ.copy(),
-        )
-        state["s3"] = {"port": port, "pid": process.pid}
-        self._save(state)
-        endpoint = f"http://127.0.0.1:{port}"
-        self._wait(lambda: _port_open(port), "the S3 endpoint", process.pid, "s3.log", 30)
-        import boto3
+    S3_ENDPOINT = "moto, signed requests only, objects on disk"
+    """What the S3 component is: an `up` finding an older one running (in-memory moto, open
+    to anyone) replaces it, and the server with it (its credentials changed)."""
 
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
-                          aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
-        s3.create_bucket(Bucket=BUCKET)
+    def _ensure_s3(self, state: dict, credentials: Credentials) -> bool:
+        """The S3 endpoint (s3_endpoint.py) with the bucket; returns whether an S3 endpoint of
+        another kind was replaced."""
+        current = state.get("s3", {})
+        replaced = "s3" in state and current.get("kind") != self.S3_ENDPOINT
+        if not replaced and self._running("s3", state):
+            return False
+        port = current.get("port") or _free_port()
+        self._clear_the_way("s3", state, port, "the S3 endpoint")
+        config = s3_endpoint.S3EndpointConfig(
+            port=port, data_dir=str(self.dir / "s3"), buckets=[BUCKET], region=REGION,
+            credentials={credentials.s3_access_key: credentials.s3_secret_key},
+        )  # fmt: skip
+        path = self.dir / "s3.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(config.dump(), out)
+        self.progress(f"starting S3 endpoint (moto, signed requests only) on 127.0.0.1:{port}")
+        process = self._spawn([sys.executable, "-m", "mlflow_platform.local.s3_endpoint",
+                               str(path)], log="s3.log", env=os.environ.copy())  # fmt: skip
+        state["s3"] = {"port": port, "pid": process.pid, "kind": self.S3_ENDPOINT}
+        self._save(state)
+        self._wait(lambda: _port_open(port), "the S3 endpoint", process.pid, "s3.log", 120)
+        return replaced
 
     # -- tracking server -----------------------------------------------------------------
     def server_environment(self, state: dict, credentials: Credentials) -> dict[str, str]:
@@ -571,8 +598,8 @@ class LocalPlatform:
                 names.DB_SSL_ROOT_CERT: str(self.ca_file),
                 names.ARTIFACTS_DESTINATION: f"s3://{BUCKET}/artifacts",
                 "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{state['s3']['port']}",
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_ACCESS_KEY_ID": credentials.s3_access_key,
+                "AWS_SECRET_ACCESS_KEY": credentials.s3_secret_key,
                 "AWS_DEFAULT_REGION": REGION,
             })  # fmt: skip
         return env
