@@ -29,7 +29,8 @@ def stores(platform, tmp_path_factory):
     uri = local.database_uri()
     artifacts = str(tmp_path_factory.mktemp("artifacts"))
     stock = SqlAlchemyStore(uri, artifacts)
-    bulk = store_plugin.store(store_uri.bulk_uri(uri), artifacts)
+    bulk = store_plugin.store(uri, artifacts)
+    assert isinstance(bulk, bulk_store.BulkSqlAlchemyStore)
     experiment = stock.create_experiment(f"bulk-store-{random.randrange(10**9)}")
     return stock, bulk, lambda: stock.create_run(experiment, "test", 0, [], "run").info.run_id
 
@@ -122,9 +123,12 @@ def test_concurrent_writers_on_one_run_lose_nothing(stores):
 
 
 def test_mlflow_finds_the_store_through_its_entry_point(stores, platform):
+    """For the plain URI MLflow sees everywhere, and for the older `pgbulk://` spelling."""
     local, _ = platform
-    found = _get_store(store_uri.bulk_uri(local.database_uri()))
-    assert isinstance(found, bulk_store.BulkSqlAlchemyStore)
+    for uri in (local.database_uri(), store_uri.bulk_uri(local.database_uri())):
+        found = _get_store(uri)
+        assert isinstance(found, bulk_store.BulkSqlAlchemyStore)
+        assert found.db_uri == local.database_uri()
 
 
 def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path, monkeypatch):
@@ -159,15 +163,49 @@ def test_the_server_uses_the_bulk_store_and_the_registry_keeps_mlflows(tmp_path,
     assert argv[argv.index("--app-name") + 1] == app.BASIC_AUTH
     config = Path(env["MLFLOW_AUTH_CONFIG_PATH"]).read_text()
     assert "authorization_function = tracking_server.identity:authenticate_request" in config
-    assert env["MLFLOW_BACKEND_STORE_URI"] == (
-        "pgbulk://mlflow_server:p%40ss%2Fword-long@db.internal:5432/mlflow?sslmode=verify-full"
-        f"&sslrootcert={settings.database.ssl_root_cert}"
-    )
-    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    assert env["MLFLOW_REGISTRY_STORE_URI"] == (
+    plain = (
         "postgresql+psycopg2://mlflow_server:p%40ss%2Fword-long@db.internal:5432/mlflow"
         f"?sslmode=verify-full&sslrootcert={settings.database.ssl_root_cert}"
     )
+    # The plain URI, which MLflow builds the bulk store for (its `postgresql` entry point).
+    assert env["MLFLOW_BACKEND_STORE_URI"] == plain
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert env["MLFLOW_REGISTRY_STORE_URI"] == plain
+
+
+def test_the_server_refuses_to_start_when_mlflow_would_build_another_store(tmp_path, monkeypatch):
+    """Another package's entry point for `postgresql`, or this one missing from the installed
+    metadata: MLflow would build its own store and the metric writes would lose the bulk path
+    without a word."""
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from tracking_server import entrypoint
+
+    monkeypatch.setattr(entrypoint, "ensure_auth_database", lambda settings: "sqlite:///auth")
+    monkeypatch.setattr(entrypoint, "prepare_auth", lambda settings, uri: None)
+    settings = from_environ(
+        {
+            names.AUTH_MODE: "basic",
+            names.DB_HOST: "db.internal",
+            names.DB_PORT: "5432",
+            names.DB_NAME: "mlflow",
+            names.DB_USERNAME: "mlflow_server",
+            names.DB_PASSWORD: "p@ss/word-long",
+            names.DB_MASTER_USERNAME: "mlflow",
+            names.DB_MASTER_PASSWORD: "master-password",
+            names.DB_SSL_ROOT_CERT: str(
+                Path(names.__file__).parent / "certs" / "rds-global-bundle.pem"
+            ),
+            names.ARTIFACTS_DESTINATION: "s3://bucket/artifacts",
+            names.ADMIN_USERNAME: "admin",
+            names.ADMIN_PASSWORD: "a" * 20,
+            names.SECRET_KEY: "k" * 40,
+        }
+    )
+    registry = tracking_utils._tracking_store_registry
+    monkeypatch.setitem(registry._registry, "postgresql", tracking_utils._get_sqlalchemy_store)
+    with pytest.raises(SystemExit, match="refusing to start: MLflow builds the tracking store"):
+        server_command(settings, tmp_path)
 
 
 def test_the_image_installs_the_entry_point(tmp_path):
@@ -194,7 +232,10 @@ def test_the_image_installs_the_entry_point(tmp_path):
         names = archive.namelist()
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         declared = archive.read(entry_points).decode()
+    assert "postgresql = tracking_server.store_plugin:store" in declared
     assert "pgbulk = tracking_server.store_plugin:store" in declared
+    assert "pgbulk = tracking_server.store_plugin:registry_store" in declared
+    assert "pgbulk = tracking_server.store_plugin:scorer_store" in declared
     assert "platform-basic-auth = tracking_server.app:create_basic_auth_app" in declared
     assert "platform = " not in declared  # both modes run the auth application
     assert "tracking_server/bulk_store.py" in names
@@ -272,7 +313,7 @@ def test_a_store_built_from_its_uri_alone_is_built_as_mlflows(platform, monkeypa
             monkeypatch.delenv("_MLFLOW_SERVER_ARTIFACT_ROOT", raising=False)
         else:
             monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", root)
-        ours = store_plugin.store(store_uri.bulk_uri(plain))
+        ours = store_plugin.store(plain)
         mlflows = tracking_utils._get_sqlalchemy_store(plain, None)
         assert isinstance(ours, bulk_store.BulkSqlAlchemyStore)
         assert ours.artifact_root_uri == mlflows.artifact_root_uri
@@ -286,13 +327,13 @@ def test_a_store_built_from_its_uri_alone_is_built_as_mlflows(platform, monkeypa
     # An explicit artifact URI wins over the environment, as in MLflow's builders.
     explicit = str(tmp_path / "explicit")
     assert (
-        store_plugin.store(store_uri.bulk_uri(plain), explicit).artifact_root_uri
+        store_plugin.store(plain, explicit).artifact_root_uri
         == tracking_utils._get_sqlalchemy_store(plain, explicit).artifact_root_uri
     )
 
     replica = plain.replace("@127.0.0.1:", "@localhost:")  # the same database, another URI
     monkeypatch.setenv(READ_REPLICA_BACKEND_STORE_URI_ENV_VAR, replica)
-    ours = store_plugin.store(store_uri.bulk_uri(plain), "s3://bucket/x")
+    ours = store_plugin.store(plain, "s3://bucket/x")
     mlflows = TrackingStoreRegistryWrapper._get_sqlalchemy_store(plain, "s3://bucket/x")
     assert ours.read_engine is not None
     assert ours.read_engine.url == mlflows.read_engine.url
@@ -300,6 +341,6 @@ def test_a_store_built_from_its_uri_alone_is_built_as_mlflows(platform, monkeypa
 
     # With workspaces, MLflow's own workspace-aware store: the bulk writes know no workspace.
     monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")
-    ours = store_plugin.store(store_uri.bulk_uri(plain))
+    ours = store_plugin.store(plain)
     assert type(ours) is type(tracking_utils._get_sqlalchemy_store(plain, None))
     assert not isinstance(ours, bulk_store.BulkSqlAlchemyStore)

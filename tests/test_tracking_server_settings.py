@@ -223,7 +223,7 @@ def test_no_secret_reaches_the_server_command_line(tmp_path, monkeypatch):
                    names.SECRET_KEY):  # fmt: skip
         assert not any(GOOD[secret] in arg for arg in argv)
     assert "--allowed-hosts" in argv
-    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("pgbulk://mlflow_server:")
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://mlflow_server:")
     assert env["MLFLOW_REGISTRY_STORE_URI"].startswith("postgresql+psycopg2://mlflow_server:")
     assert names.DB_PASSWORD not in env
     # The master credential is for the entrypoint's role set-up only: the server never sees it.

@@ -25,8 +25,10 @@ Integers go into SQL as parenthesized literals: PostgreSQL reads `-9223372036854
 as `-(9223372036854775808::bigint)`, and that cast overflows.
 
 Anything unusual (a timestamp or step that is not an int) goes through MLflow's own code, and
-everything but metric writes is MLflow's. The server reaches this store through the `pgbulk://`
-scheme (store_uri.py); the model registry and migrations keep the plain PostgreSQL URI.
+everything but metric writes is MLflow's. MLflow builds this store for the server's plain
+PostgreSQL URI through the platform's entry point for its `postgresql` scheme (store_plugin.py);
+it takes MLflow's store's parameters, so MLflow code that builds its store by keyword builds this
+one the same way, with a plain URI or the older `pgbulk://` spelling (store_uri.py).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.validation import _validate_metric
 from psycopg2.extras import execute_values
 
-from tracking_server.store_uri import plain_uri
+from tracking_server.store_uri import database_uri, takes_bulk_writes
 
 MetricValue = tuple[str, float, int, int]
 """key, value, timestamp, step: a metric as the fast request path hands it over."""
@@ -87,9 +89,20 @@ def _insert_metrics(cursor: Any, run_id: str, copy: str) -> None:
 
 class BulkSqlAlchemyStore(SqlAlchemyStore):
     def __init__(
-        self, store_uri: str, artifact_uri: str | None, read_db_uri: str | None = None
+        self, db_uri: str, default_artifact_root: str | None, read_db_uri: str | None = None
     ) -> None:
-        super().__init__(plain_uri(store_uri), artifact_uri, read_db_uri=read_db_uri)
+        """MLflow's SqlAlchemyStore's parameters, names and order; PostgreSQL through psycopg2
+        only (the bulk writes use its cursor)."""
+        if not takes_bulk_writes(db_uri):
+            raise ValueError(
+                "the bulk metric store needs a PostgreSQL URI with the psycopg2 driver "
+                "(postgresql+psycopg2://)"
+            )
+        super().__init__(
+            database_uri(db_uri),
+            default_artifact_root,
+            read_db_uri=database_uri(read_db_uri) if read_db_uri else read_db_uri,
+        )
 
     def log_metric_values(self, run_id: str, values: Sequence[MetricValue]) -> None:
         """What MLflow's log_metric and log_batch do with metrics that name no model or dataset.

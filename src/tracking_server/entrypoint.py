@@ -34,7 +34,7 @@ from tracking_server import (
     grant_names,
     healthcheck,
     identity,
-    store_uri,
+    store_plugin,
     team_users,
 )
 from tracking_server import settings as names
@@ -300,9 +300,14 @@ def server_command(settings: Settings, config_dir: Path) -> tuple[list[str], dic
     env = {k: v for k, v in os.environ.items() if k not in names.SECRETS}
     env["MLFLOW_BACKEND_STORE_URI"] = settings.database.uri()
     if not settings.database.sqlite_path:
-        # Runs and metrics go through the bulk store; the registry keeps MLflow's own.
+        # A plain database URI, as MLflow reads it everywhere (job store, trace-rollup check):
+        # MLflow builds the bulk store for it through the platform's `postgresql` entry point
+        # (store_plugin.py), checked here. The registry keeps MLflow's own store.
+        try:
+            store_plugin.check_mlflow_builds_it(env["MLFLOW_BACKEND_STORE_URI"])
+        except RuntimeError as error:
+            raise SystemExit(f"tracking-server: refusing to start: {error}") from None
         env["MLFLOW_REGISTRY_STORE_URI"] = settings.database.uri()
-        env["MLFLOW_BACKEND_STORE_URI"] = store_uri.bulk_uri(settings.database.uri())
     env["MLFLOW_ARTIFACTS_DESTINATION"] = settings.artifacts_destination
     env.update(artifact_transfer_environment(settings.artifacts_destination))
     # MLflow 3 starts job runners (GenAI scorers, trace roll-ups) beside the server: four more
