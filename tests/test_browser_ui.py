@@ -38,7 +38,7 @@ import boto3
 import pytest
 import requests
 from function_harness import Stack, invoke
-from sigv4_gateway import Caller, Gateway, port_of, verify
+from sigv4_gateway import Caller, Gateway, port_of
 
 # The iam-mode platform with its two teams: the module that tests iam mode's API sets it up.
 from test_iam_mode import (  # noqa: F401
@@ -328,12 +328,12 @@ class RecordingGateway(Gateway):
         self.seen: list[tuple[str, str, str, bool]] = []
         super().__init__(**kwargs)
 
-    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes):
-        url = f"http://{headers.get('Host')}{path}"
-        valid = isinstance(verify(method, url, headers, body, self.callers), Caller)
-        key = headers.get("Authorization", "").partition("Credential=")[2].split("/")[0]
-        self.seen.append((method, path, key, valid))
-        return super().answer(method, path, headers, body)
+    def verify_request(self, method, path, url, headers, body):
+        checked = super().verify_request(method, path, url, headers, body)
+        lower = {k.lower(): v for k, v in headers.items()}
+        key = lower.get("authorization", "").partition("Credential=")[2].split("/")[0]
+        self.seen.append((method, path, key, isinstance(checked, Caller)))
+        return checked
 
 
 @pytest.fixture

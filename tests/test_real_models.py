@@ -153,6 +153,23 @@ def test_framing_api_gateway_refuses_is_answered_400(team, framing):
     assert line == b"HTTP/1.1 400 Bad Request", line  # fmt: skip
 
 
+def test_the_ui_served_by_the_local_team_api_may_post_and_no_other_page_may(team):
+    """The team API's own pages (its origin is http:// on loopback, unlike a cloud team API's
+    https://) are served; a page of another local port is refused."""
+    _, details = team
+    if details.get("auth_mode") != "basic":
+        pytest.skip("a browser reaches an iam team API through invoke ui, which sends no Origin")
+    env = details["client_environment"]
+    auth = (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])
+    url = details["team_api_uri"] + "/ajax-api/2.0/mlflow/experiments/search"
+    own = requests.post(url, json={"max_results": 1}, auth=auth,
+                        headers={"Origin": details["team_api_uri"]}, timeout=30)  # fmt: skip
+    assert own.status_code == 200, own.text
+    other = requests.post(url, json={"max_results": 1}, auth=auth,
+                          headers={"Origin": "http://127.0.0.1:1"}, timeout=30)  # fmt: skip
+    assert other.status_code == 403, other.text
+
+
 def test_a_proxied_upload_is_refused_by_the_server_with_the_way_out(team, tmp_path):
     """An MLflow client that would send artifact bytes through the team API (older, without the
     published settings) is told what to do, rather than failing at 10 MB."""

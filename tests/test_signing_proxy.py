@@ -161,7 +161,9 @@ def test_each_request_is_signed_with_what_the_sdk_chain_holds_now():
     session = boto3.Session(botocore_session=core, region_name="eu-west-1")
     backend = LoopbackServer(lambda *_: (200, {"Content-Type": "text/plain"}, b"ok"))
     backend.serve_in_background()
-    gateway = Gateway(target_port=backend.port, host="backend.internal", callers=callers)
+    gateway = Gateway(
+        target_port=backend.port, host="backend.internal", callers=callers, region="eu-west-1"
+    )
     proxy = SigningProxy(
         to=target(gateway.url, region="eu-west-1"), credentials=frozen_credentials(session)
     )

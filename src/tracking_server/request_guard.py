@@ -126,7 +126,13 @@ def _own_origins(headers: Headers) -> frozenset[str]:
     nothing in front, the server's own Host."""
     stated = _values(headers, _DOMAIN)
     if stated:
-        return frozenset({f"https://{stated[0].lower()}"}) if len(stated) == 1 else frozenset()
+        if len(stated) != 1:
+            return frozenset()
+        domain = stated[0].lower()
+        # A team API is HTTPS; only `invoke local`'s stand-in, on loopback, is plain HTTP (API
+        # Gateway's $context.domainName is never a loopback name).
+        scheme = "http" if _is_loopback_authority(domain) else "https"
+        return frozenset({f"{scheme}://{domain}"})
     hosts = _values(headers, b"host")
     if len(hosts) != 1:
         return frozenset()
@@ -149,3 +155,8 @@ async def _answer(send: Any, status: int, reason: str) -> None:
                     (b"content-length", str(len(body)).encode())],
     })  # fmt: skip
     await send({"type": "http.response.body", "body": body})
+
+
+def _is_loopback_authority(authority: str) -> bool:
+    host = authority.rsplit(":", 1)[0] if not authority.endswith("]") else authority
+    return host in ("127.0.0.1", "localhost", "[::1]")

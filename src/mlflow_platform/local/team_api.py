@@ -175,6 +175,7 @@ class TeamApi:
                 pass
 
         self.timeout = config.timeout
+        self._log_lock = threading.Lock()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", config.port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -187,7 +188,9 @@ class TeamApi:
         no header: nothing secret."""
         line = {"method": method, "path": path.split("?", 1)[0], "status": status,
                 "request_bytes": received, "response_bytes": sent}  # fmt: skip
-        print(json.dumps(line), flush=True)
+        with self._log_lock:  # one whole line at a time: requests are answered in threads
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
 
     def answer(
         self, handler: http.server.BaseHTTPRequestHandler
@@ -203,10 +206,7 @@ class TeamApi:
         user_arn = None
         if self.config.auth_mode == "iam":
             url = f"http://{handler.headers.get('Host', '')}{handler.path}"
-            caller = verify(
-                handler.command, url, dict(headers), body, self.config.callers,
-                self.config.region,
-            )  # fmt: skip
+            caller = self.verify_request(handler.command, handler.path, url, dict(headers), body)
             if not isinstance(caller, Caller):
                 return _refusal(*caller)
             user_arn = caller.user_arn
@@ -214,6 +214,12 @@ class TeamApi:
         replaced = {name.lower() for name, _ in mapped}
         forward = [(k, v) for k, v in forward if k.lower() not in replaced] + mapped
         return self._forward(handler.command, handler.path, forward, body)
+
+    def verify_request(
+        self, method: str, path: str, url: str, headers: dict[str, str], body: bytes
+    ) -> Caller | tuple[int, str]:
+        """iam mode: the caller, or API Gateway's refusal (a test's stand-in may record it)."""
+        return verify(method, url, headers, body, self.config.callers, self.config.region)
 
     def mappings(self, *, domain: str, caller: str | None) -> list[tuple[str, str]]:
         """The integration's `overwrite:header` parameter mappings, with this request's values
