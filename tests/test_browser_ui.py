@@ -21,7 +21,6 @@ roles (MLflow 3.18, src/tracking_server/requirements.txt).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -79,7 +78,7 @@ _BOTO3_CLIENT = boto3.client
 
 
 # -- the browser ------------------------------------------------------------------------------
-def _chromium(authorization: str | None = None):
+def _chromium():
     """Headless Chromium through the system chromedriver (Selenium Manager never runs: the
     driver's path is given), with a fresh profile."""
     from selenium import webdriver
@@ -95,22 +94,24 @@ def _chromium(authorization: str | None = None):
     ):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    if authorization:
-        # The answer to MLflow's Basic challenge, on every request the page makes. With Chromium
-        # 156, credentials in the URL (http://user:pass@host/) authenticate the page's own load
-        # only: the UI's fetch() calls are then answered 401 and the page shows "We couldn't
-        # load your experiments"; and Selenium's BiDi auth handler (network.continueWithAuth)
-        # timed out with this chromedriver. A header set through CDP is what a browser sends
-        # once a person has answered the prompt.
-        driver.execute_cdp_cmd("Network.enable", {})
-        driver.execute_cdp_cmd(
-            "Network.setExtraHTTPHeaders", {"headers": {"Authorization": authorization}}
-        )
     return driver
 
 
-def _basic(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+def _sign_in(driver, base: str, username: str, password: str) -> None:
+    """A browser's answer to MLflow's Basic challenge: an API URL challenges (the page itself
+    does not), credentials in its URL answer, and Chromium keeps the answer for the origin and
+    realm, sending it on the page's later challenged requests, and never to S3 (a presigned
+    request that also carries an Authorization header is refused, by S3 and the local
+    endpoint alike)."""
+    parts = urllib.parse.urlsplit(base)
+    signed_in = parts._replace(
+        netloc=f"{urllib.parse.quote(username, safe='')}:{urllib.parse.quote(password, safe='')}"
+        f"@{parts.netloc}",
+        path="/ajax-api/2.0/mlflow/experiments/search",
+        query="max_results=1",
+    )
+    driver.get(signed_in.geturl())
+    assert "experiments" in driver.find_element("tag name", "body").text
 
 
 def _until(driver, what: str, found: Callable[[], object]):
@@ -253,8 +254,9 @@ def test_basic_mode_a_team_logs_in_and_sees_its_runs_charts_and_artifacts(
     assert challenge.status_code == 401
     assert challenge.headers["WWW-Authenticate"].startswith("Basic")
 
-    driver = _chromium(_basic(*team_user))
+    driver = _chromium()
     try:
+        _sign_in(driver, base, *team_user)
         names = _experiments(driver, base, expect=name)
         assert private not in names
         _check_run_page(driver, base, experiment, run, "basic-run-metrics.png")
@@ -311,8 +313,9 @@ def test_basic_mode_a_person_gets_their_own_user_as_the_readme_says(platform, mo
                    {**grant, "username": admin[0], "permission": "READ"})  # fmt: skip
     assert onwards.status_code == 403
 
-    driver = _chromium(_basic(person, own))
+    driver = _chromium()
     try:
+        _sign_in(driver, base, person, own)
         names = _experiments(driver, base, expect=shared)
         assert kept not in names
     finally:

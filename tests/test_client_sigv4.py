@@ -103,6 +103,10 @@ def aws(monkeypatch, tmp_path) -> Callable[..., None]:
     for name in list(os.environ):
         if name.startswith("AWS_") or name.startswith("MLFLOW_"):
             monkeypatch.delenv(name)
+    # Nor a tracking or registry URI an earlier test set in this process (mlflow.set_tracking_uri
+    # keeps it beside the environment): the client signs only for MLflow's own URIs.
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)
+    monkeypatch.setattr("mlflow.tracking._model_registry.utils._registry_uri", None)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -177,10 +178,14 @@ def test_a_proxied_upload_is_refused_by_the_server_with_the_way_out(team, tmp_pa
     env = _client_env(details, tmp_path)
     if details.get("auth_mode") != "basic":
         pytest.skip("the raw request needs a signature; the refusal is the server's, one mode")
+    auth = (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])
+    own = requests.post(env["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/create",
+                        json={"name": f"proxied-{time.time_ns()}"}, auth=auth,
+                        timeout=30).json()["experiment_id"]  # fmt: skip
     answer = requests.put(
-        env["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow-artifacts/artifacts/1/x/artifacts/a.txt",
+        env["MLFLOW_TRACKING_URI"] + f"/api/2.0/mlflow-artifacts/artifacts/{own}/x/artifacts/a.txt",
         data=b"hello",
-        auth=(env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]),
+        auth=auth,
         timeout=30,
     )
     assert answer.status_code == 403, answer.text

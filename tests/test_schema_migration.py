@@ -378,7 +378,7 @@ def world() -> Iterator[World]:
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
     try:
         local._ensure_postgres(state, credentials)
-        local._ensure_s3(state)
+        local._ensure_s3(state, credentials)
         # Two old tasks; the second answers nothing but health checks until after the
         # migration, as a task started just before a deployment does.
         idle = threading.Thread(target=world.start, args=("previous-idle", PREVIOUS_PYTHON))
