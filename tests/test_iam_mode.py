@@ -519,3 +519,65 @@ def test_an_origin_in_mlflows_cors_setting_is_served_and_no_other(iam):
         refused = requests.get(search, headers={"Origin": origin}, auth=admin, timeout=30)
         assert refused.status_code == 403, (origin, refused.text)
         assert "access-control-allow-origin" not in refused.headers
+
+
+@pytest.fixture(scope="module")
+def a_artifacts(iam) -> dict[str, str]:
+    """Team A's run with a file, a logged model with a file, and a registered version of it."""
+    a = _team(iam, "a")
+    experiment = a.post("experiments/create", {"name": f"a-signed-{time.time_ns()}"})[
+        "experiment_id"
+    ]
+    run = a.post("runs/create", {"experiment_id": experiment})["run"]["info"]["run_id"]
+    folder = f"{experiment}/{run}/artifacts"
+    _upload(a, folder, "MLmodel", b"flavors: {}")
+    model = a.call("POST", "/api/2.0/mlflow/logged-models",
+                   json={"experiment_id": experiment, "name": "m"}).json()["model"]  # fmt: skip
+    model_id = model["info"]["model_id"]
+    _upload(a, model["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/"), "MLmodel",
+            b"flavors: {}")  # fmt: skip
+    name = f"a-signed-model-{time.time_ns()}"
+    a.post("registered-models/create", {"name": name})
+    a.post("model-versions/create",
+           {"name": name, "source": f"models:/{model_id}", "model_id": model_id})  # fmt: skip
+    return {"run": run, "folder": folder, "model_id": model_id, "name": name}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "target"),
+    [
+        ("POST", "/api/2.0/mlflow/artifacts/presigned-upload-url", "run"),
+        ("POST", "/api/2.0/mlflow/artifacts/presigned-upload-url", "model"),
+        ("POST", "/api/2.0/mlflow/artifacts/presigned-download-url", "run"),
+        ("GET", "/api/2.0/mlflow-artifacts/presigned/{folder}/MLmodel", None),
+        ("POST", "/api/2.0/mlflow-artifacts/mpu/create/{folder}", "mpu"),
+        ("GET", "/model-versions/get-artifact", "version"),
+    ],
+    ids=["upload-run", "upload-model", "download-run", "presigned", "mpu", "model-version"],
+)
+def test_team_b_gets_no_signed_url_for_team_as_run_or_model(iam, a_artifacts, method, path,
+                                                             target):  # fmt: skip
+    """Every route that issues a presigned URL, asked by team B's role for team A's run, logged
+    model or model version (the server signs with its own role: only MLflow's permission check
+    stands between B and A's bytes)."""
+    b = _team(iam, "b")
+    body = {
+        "run": {"run_id": a_artifacts["run"], "path": "MLmodel"},
+        "model": {"model_id": a_artifacts["model_id"], "path": "MLmodel"},
+        "mpu": {"path": "MLmodel", "num_parts": 1},
+    }.get(target or "")
+    params = {"name": a_artifacts["name"], "version": "1", "path": "MLmodel", "presigned": "true"}
+    answer = b.call(method, path.format(folder=a_artifacts["folder"]), json=body,
+                    params=params if target == "version" else None)  # fmt: skip
+    assert answer.status_code == 403, answer.text
+    assert "X-Amz" not in answer.text and "presigned_url" not in answer.text
+    # The same request from team A passes the permission check: the route exists, and B was
+    # refused for whose run or model it is. (The /mlflow/artifacts/presigned-* routes serve
+    # direct-cloud artifact URIs only: for this platform's proxied ones MLflow answers 400.)
+    own = _team(iam, "a").call(method, path.format(folder=a_artifacts["folder"]), json=body,
+                               params=params if target == "version" else None)  # fmt: skip
+    if "/mlflow/artifacts/presigned-" in path:
+        assert own.status_code == 400 and "proxied artifact storage" in own.text, own.text
+    else:
+        assert own.status_code == 200, own.text
+        assert "X-Amz-Signature" in own.text or "upload_id" in own.text, own.text[:300]

@@ -29,6 +29,7 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import boto3
 import helpers
@@ -352,3 +353,11 @@ def test_it_stops_cleanly_as_ecs_stops_a_task(
     assert took < 25, f"stopped after {took:.0f}s: SIGTERM was not acted on"
     assert "Traceback" not in log, log[-4000:]
     assert "starting mlflow server" in log
+
+
+def test_the_image_runs_the_pinned_mlflow_and_says_so(server):
+    """`/version` answers the MLflow version requirements.txt pins, which the image installs."""
+    pins = (Path(__file__).parents[1] / "src" / "tracking_server" / "requirements.txt").read_text()
+    [pin] = [line.split("==", 1)[1] for line in pins.splitlines() if line.startswith("mlflow[")]
+    answer = requests.get(f"{server.url}/version", auth=server.admin, timeout=30)
+    assert (answer.status_code, answer.text) == (200, pin) and pin == "3.18.0"
