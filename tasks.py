@@ -78,7 +78,8 @@ def local(c, action, embedded=False, state_dir=None, json=False, auth="basic"):
         raise Exit(f"invoke local: --auth {auth!r}: must be basic or iam", code=2)
     platform = LocalPlatform(
         Path(state_dir) if state_dir else ROOT / ".local",
-        progress=(lambda _: None) if json else progress(json=False),
+        # Progress on stderr: stdout is the result (`export` lines that `eval` can take).
+        progress=progress(json=True),
     )
     with failing_as("local"):
         result = actions[action](platform)

@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -366,3 +368,35 @@ def test_the_server_runs_the_pinned_mlflow_and_says_so(platform):
     answer = requests.get(f"{details['team_api_uri']}/version", auth=team, timeout=30)
     assert (answer.status_code, answer.text) == (200, pin)
     assert pin == "3.18.0"
+
+
+def test_eval_of_invoke_local_up_configures_a_shell():
+    """`eval "$(invoke local up)"`, as the examples say: stdout is `export` lines only, progress
+    goes to stderr, and the shell then reaches the team API as the local team."""
+    import shutil
+    import tempfile
+
+    from mlflow_platform.paths import ROOT
+
+    state = Path(tempfile.mkdtemp(prefix="mlflow-local-eval-"))
+    state.chmod(0o755)  # PostgreSQL's user must reach its data directory under it
+    probe = (
+        "import os, requests; print(requests.get(os.environ['MLFLOW_TRACKING_URI'] + "
+        "'/api/2.0/mlflow/experiments/search', params={'max_results': 1}, timeout=30, auth=("
+        "os.environ['MLFLOW_TRACKING_USERNAME'], os.environ['MLFLOW_TRACKING_PASSWORD']))"
+        ".status_code, end='')"
+    )
+    script = (
+        f'exports="$({sys.executable} -m invoke local up --state-dir {state})" && '
+        f'eval "$exports" && {sys.executable} -c "{probe}"'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    try:
+        done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout == "200", (done.stdout, done.stderr[-2000:])
+        assert "starting the tracking server" in done.stderr
+    finally:
+        LocalPlatform(state, progress=lambda _: None).down()
+        shutil.rmtree(state, ignore_errors=True)
