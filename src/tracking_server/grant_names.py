@@ -87,24 +87,34 @@ def _refusal(field: str, value: str, resource_type: str) -> Any:
     return response
 
 
-def _named_requests() -> dict[str, tuple[Any, Callable[[Any], list[tuple[str, str, str]]]]]:
-    """Path -> (MLflow's request message, what grant keys it would create: (field, name, key))."""
+Named = list[tuple[str, str, str, str]]  # (field, name, grant key, resource type)
+
+
+def _named_requests() -> dict[str, tuple[Any, Callable[[Any], Named]]]:
+    """Path -> (MLflow's request message, the grant keys it would create, and of which type)."""
     from mlflow.protos.model_registry_pb2 import CreateRegisteredModel, RenameRegisteredModel
     from mlflow.protos.service_pb2 import RegisterScorer
     from mlflow.server.auth import permissions
     from mlflow.server.handlers import get_endpoints
 
-    def model(message: Any) -> list[tuple[str, str, str]]:
-        return [("name", message.name, message.name)]
+    # A registered model's name keys its grants as a model or, once tagged, as a prompt.
+    def model(message: Any) -> Named:
+        return [
+            ("name", message.name, message.name, kind) for kind in ("registered_model", "prompt")
+        ]
 
-    def rename(message: Any) -> list[tuple[str, str, str]]:
-        return [("new_name", message.new_name, message.new_name)]
+    def rename(message: Any) -> Named:
+        new = message.new_name
+        return [("new_name", new, new, kind) for kind in ("registered_model", "prompt")]
 
-    def scorer(message: Any) -> list[tuple[str, str, str]]:
+    def scorer(message: Any) -> Named:
         key = permissions.canonical_resource_id("scorer", f"{message.experiment_id}/{message.name}")
-        return [("name", message.name, message.name), ("name", message.name, key)]
+        return [
+            ("name", message.name, message.name, "scorer"),
+            ("name", message.name, key, "scorer"),
+        ]
 
-    keys: dict[Any, Callable[[Any], list[tuple[str, str, str]]]] = {
+    keys: dict[Any, Callable[[Any], Named]] = {
         CreateRegisteredModel: model,
         RenameRegisteredModel: rename,
         RegisterScorer: scorer,
@@ -136,18 +146,9 @@ def install(flask_app: Any) -> None:
             message = _get_request_message(request_class())
         except Exception:
             return None  # MLflow's handler answers a malformed request as it does
-        types = (
-            ("scorer",)
-            if request_class.__name__ == "RegisterScorer"
-            else (
-                "registered_model",
-                "prompt",
-            )
-        )
-        for field, name, key in keys_of(message):
-            for resource_type in types:
-                if is_pattern(resource_type, key) or is_pattern(resource_type, name):
-                    return _refusal(field, name, resource_type)
+        for field, name, key, resource_type in keys_of(message):
+            if is_pattern(resource_type, key) or is_pattern(resource_type, name):
+                return _refusal(field, name, resource_type)
         return None
 
     hooks = flask_app.before_request_funcs.setdefault(None, [])
